@@ -1,0 +1,37 @@
+"""The ``llmlab`` command: one entry point, one subcommand per topic.
+
+Each subcommand lives in the module it belongs to, as a function ``cli(argv) -> int``,
+and is imported only when used, so ``llmlab doctor`` never waits for a module it does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module that defines `cli(argv) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("llmlab.doctor", "check that Python, torch and the bundled models are ready"),
+    "search": ("llmlab.search", "semantic search over a folder of .md/.txt files"),
+    "explore": ("llmlab.generation", "step through generation, showing each token's candidates"),
+    "attend": ("llmlab.attention", "show which tokens attend to which (heat map / HTML)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: llmlab COMMAND [options]   (llmlab COMMAND --help for details)", ""]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"llmlab: unknown command {name!r}.\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.cli(rest) or 0)

@@ -1,0 +1,40 @@
+"""Shared test fixtures: each model is loaded once per test session.
+
+Tests (and the notebook kernels nbval starts, which inherit this environment) run offline:
+the bundled models need no network, and a test must never wait on one.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cl100k():
+    """GPT-4's tokenizer (tiktoken cl100k_base, offline copy)."""
+    from llmlab.models import load_tokenizer
+
+    return load_tokenizer("cl100k_base")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The bundled all-MiniLM-L6-v2 SentenceTransformer."""
+    from llmlab.models import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def lm():
+    """The bundled SmolLM2-135M-Instruct (float32, eval mode, eager attention), from the cache."""
+    from llmlab.models import load_lm
+
+    return load_lm()
