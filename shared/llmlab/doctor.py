@@ -52,7 +52,7 @@ def run_checks(load: bool = True) -> list[tuple[str, bool, str]]:
         if load and ok:
             t0 = time.perf_counter()
             emb = models.load_embedder()
-            dim = emb.get_sentence_embedding_dimension()
+            dim = getattr(emb, "get_embedding_dimension", emb.get_sentence_embedding_dimension)()
             detail += f"; loads in {time.perf_counter() - t0:.1f} s, {dim}-d vectors"
         rows.append(("embedder all-MiniLM-L6-v2", ok, detail))
     except Exception as exc:

@@ -1,0 +1,491 @@
+"""Byte-pair encoding (BPE) from scratch: the algorithm behind GPT-4's tokenizer, small enough to read.
+
+Covers:
+- ``get_stats`` and ``merge``: the two operations BPE is made of (count neighbouring pairs, replace one).
+- ``BasicTokenizer``: BPE on the raw UTF-8 bytes of a text, no pre-splitting. For teaching.
+- ``RegexTokenizer``: byte-level BPE that first splits text with GPT-4's regex (words, numbers,
+  punctuation and whitespace never merge across each other), with special tokens like
+  ``<|endoftext|>`` and a tiktoken-style ``encode(text, allowed_special=...)``.
+- ``RegexTokenizer.from_tiktoken(encoding)``: rebuilds the merge list from a tiktoken encoding's
+  ranks, so our encoder gives exactly tiktoken's ids (checked id for id in the tests).
+- Helpers for looking at tokens with any tokenizer (tiktoken, Hugging Face, or ours):
+  ``token_pieces``, ``show_tokens`` (a coloured view with the id on hover, plain HTML, no scripts),
+  ``count_tokens`` and ``token_cost``.
+
+Speed without losing readability: training counts each distinct chunk once and updates pair
+counts only where a merge happened; encoding merges by rank and remembers every chunk it has
+encoded (English repeats its words, so most chunks are looked up, not merged).
+
+Leaves out: saving/loading trained tokenizers, the Rust-level tricks that make tiktoken faster,
+and training-time handling of special tokens (they are added after training, as GPT models do).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import regex  # the third-party `regex` module: the GPT-4 pattern needs \p{L} and possessive `++`
+
+# GPT-4's split pattern (cl100k_base), as tiktoken writes it. Read it as alternatives, tried in order:
+#   '(?i:[sdmt]|ll|ve|re)       contractions: 's 't 'll 've 're (any case)
+#   [^\r\n\p{L}\p{N}]?+\p{L}++  a word: letters, optionally led by one non-letter (usually a space)
+#   \p{N}{1,3}+                 numbers, at most 3 digits per chunk ("12345" -> "123", "45")
+#    ?[^\s\p{L}\p{N}]++[\r\n]*+ punctuation/symbols, optionally led by a space
+#   \s++$ | \s*[\r\n] | \s+(?!\S) | \s   whitespace runs (a run leaves its last space to the next word)
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+GPT4_SPECIAL_TOKENS = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
+
+Pair = tuple[int, int]
+NEVER = float("inf")  # the "rank" of a pair that was never merged
+
+
+# --- the two BPE operations --------------------------------------------------------------------
+
+
+def get_stats(ids: list[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
+    """Count each pair of neighbours: ``get_stats([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}``.
+
+    Pass ``counts`` to add to an existing tally instead of starting a new one.
+    """
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids: list[int], pair: Pair, idx: int) -> list[int]:
+    """Replace every ``pair`` (left to right) with ``idx``: ``merge([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]``."""
+    out = []
+    i = 0
+    while i < len(ids):
+        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(idx)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def best_pair(stats: dict[Pair, int]) -> Pair:
+    """The most frequent pair; ties go to the smallest ids, so training never depends on dict order.
+
+    ``best_pair({(256, 97): 2, (97, 98): 2, (98, 100): 1}) -> (97, 98)``
+    """
+    top = max(stats.values())
+    return min(p for p, n in stats.items() if n == top)
+
+
+def _train_merges(chunks: list[list[int]], counts: list[int], num_merges: int, first_id: int,
+                  verbose: bool = False, vocab: dict[int, bytes] | None = None) -> dict[Pair, int]:
+    """Learn ``num_merges`` merges from ``chunks`` (each seen ``counts[i]`` times); new ids start at ``first_id``.
+
+    Same result as "recount all pairs, merge the best, repeat", but after each merge only the chunks
+    that contained the pair are recounted.
+    """
+    stats: dict[Pair, int] = {}
+    where: dict[Pair, set[int]] = {}  # pair -> indices of the chunks it occurs in
+    for i, (ids, n) in enumerate(zip(chunks, counts)):
+        for pair in zip(ids, ids[1:]):
+            stats[pair] = stats.get(pair, 0) + n
+            where.setdefault(pair, set()).add(i)
+
+    merges: dict[Pair, int] = {}
+    for k in range(num_merges):
+        if not stats:
+            raise ValueError(
+                f"The text ran out of pairs after {k} merges (asked for {num_merges}). "
+                f"Give more text or a vocab_size of at most {first_id + k}."
+            )
+        pair = best_pair(stats)
+        idx = first_id + k
+        for i in where.pop(pair):
+            old = chunks[i]
+            new = merge(old, pair, idx)
+            if len(new) == len(old):  # pair no longer in this chunk (an earlier merge took it)
+                continue
+            n = counts[i]
+            for p in zip(old, old[1:]):  # take the chunk's old pairs out of the tally ...
+                stats[p] -= n
+                if stats[p] == 0:
+                    del stats[p]
+            for p in zip(new, new[1:]):  # ... and put its new pairs in
+                stats[p] = stats.get(p, 0) + n
+                where.setdefault(p, set()).add(i)
+            chunks[i] = new
+        stats.pop(pair, None)
+        merges[pair] = idx
+        if verbose and vocab is not None:
+            vocab[idx] = vocab[pair[0]] + vocab[pair[1]]
+            print(f"merge {k + 1}/{num_merges}: {pair} -> {idx} {render_token(vocab[idx])!r}")
+    return merges
+
+
+def render_token(b: bytes) -> str:
+    """Bytes of a token as readable text; bytes that are not (yet) a whole character show as ``\\xNN``."""
+    return b.decode("utf-8", errors="backslashreplace")
+
+
+def _check_train_args(text: Any, vocab_size: Any) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"train() needs the training text as a str, got {type(text).__name__}.")
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256:
+        raise ValueError(
+            f"vocab_size must be an int >= 256 (the 256 single bytes come first, each merge adds one), "
+            f"got {vocab_size!r}."
+        )
+
+
+def _fix_surrogates(text: str) -> str:
+    """Make text encodable as UTF-8 exactly like tiktoken does: join surrogate pairs, lone ones -> U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+# --- tokenizers ----------------------------------------------------------------------------------
+
+
+class Tokenizer:
+    """What every tokenizer here shares: a vocabulary (id -> bytes), merges, special tokens, decoding."""
+
+    def __init__(self) -> None:
+        self.merges: dict[Pair, int] = {}  # (left id, right id) -> merged id; lower id = earlier merge
+        self.byte_ids: list[int] = list(range(256))  # byte value -> its id (GPT-4 permutes these)
+        self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
+        self.special_tokens: dict[str, int] = {}  # e.g. {"<|endoftext|>": 100257}
+        self._cache: dict[str, list[int]] = {}  # chunk -> ids, so repeated words are encoded once
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids in use: bytes + merges + special tokens."""
+        return len(self.vocab) + len(self.special_tokens)
+
+    def register_special_tokens(self, special_tokens: dict[str, int]) -> None:
+        """Add special tokens, e.g. ``{"<|endoftext|>": 100257}``; their ids must not clash with the vocab."""
+        for tok, idx in special_tokens.items():
+            if not isinstance(tok, str) or not tok or not isinstance(idx, int):
+                raise ValueError(f"Special tokens map a non-empty str to an int id, got {tok!r}: {idx!r}.")
+            if idx in self.vocab:
+                raise ValueError(
+                    f"Special token {tok!r} wants id {idx}, which is already the token "
+                    f"{render_token(self.vocab[idx])!r}. Use an id >= {max(self.vocab) + 1}."
+                )
+        self.special_tokens.update(special_tokens)
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes behind ``ids`` (may end in the middle of a character)."""
+        inverse_special = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        parts = []
+        for i in ids:
+            if i in self.vocab:
+                parts.append(self.vocab[i])
+            elif i in inverse_special:
+                parts.append(inverse_special[i])
+            else:
+                raise ValueError(
+                    f"Unknown token id {i!r}: ids go from 0 to {max(self.vocab)}"
+                    + (f", plus special tokens {sorted(inverse_special)}" if inverse_special else "")
+                    + "."
+                )
+        return b"".join(parts)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids back to text. Bytes that do not form valid UTF-8 become U+FFFD '�' (as in tiktoken)."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def _encode_chunk(self, text_bytes: bytes) -> list[int]:
+        """BPE on one chunk: merge the neighbouring pair that was learned first, again and again."""
+        ids = [self.byte_ids[b] for b in text_bytes]
+        learned = self.merges.get
+        while len(ids) >= 2:
+            # each neighbouring pair's merged id (learned earlier = smaller); pairs never learned: inf
+            ranks = [learned(pair, NEVER) for pair in zip(ids, ids[1:])]
+            best = min(ranks)
+            if best == NEVER:
+                break  # nothing left to merge
+            i = ranks.index(best)  # the leftmost occurrence first, as tiktoken does
+            ids[i : i + 2] = [best]  # the pair becomes the merged token (its id is the merge's id)
+        return ids
+
+    def clear_cache(self) -> None:
+        """Forget the encoded chunks (for honest 'cold' timings)."""
+        self._cache.clear()
+
+
+class BasicTokenizer(Tokenizer):
+    """BPE straight on the bytes of the whole text: merges may cross word boundaries ("e t" -> "e t")."""
+
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
+        """Learn ``vocab_size - 256`` merges from ``text``."""
+        _check_train_args(text, vocab_size)
+        self.__init__()
+        vocab = dict(self.vocab)
+        self.merges = _train_merges([list(text.encode("utf-8"))], [1], vocab_size - 256, 256,
+                                    verbose, vocab)
+        for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
+            self.vocab[idx] = self.vocab[a] + self.vocab[b]
+
+    def encode(self, text: str) -> list[int]:
+        """Text to ids (no pre-splitting, no special tokens)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode() needs a str, got {type(text).__name__}.")
+        return self._encode_chunk(_fix_surrogates(text).encode("utf-8"))
+
+
+class RegexTokenizer(Tokenizer):
+    """Byte-level BPE with a regex pre-split (GPT-4's by default), special tokens, and a chunk cache."""
+
+    def __init__(self, pattern: str | None = None, cache_size: int = 1_000_000) -> None:
+        super().__init__()
+        self.pattern = GPT4_SPLIT_PATTERN if pattern is None else pattern
+        self.compiled_pattern = regex.compile(self.pattern)
+        self.cache_size = cache_size  # at most this many distinct chunks are remembered
+
+    def split(self, text: str) -> list[str]:
+        """The pre-split: ``split("Hello world!!") -> ['Hello', ' world', '!!']``."""
+        return self.compiled_pattern.findall(text)
+
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
+        """Learn ``vocab_size - 256`` merges from ``text``; merges never cross chunk boundaries."""
+        _check_train_args(text, vocab_size)
+        self.__init__(self.pattern, self.cache_size)
+        chunk_counts = Counter(self.split(text))  # each distinct chunk once, with how often it occurs
+        chunks = [list(c.encode("utf-8")) for c in chunk_counts]
+        vocab = dict(self.vocab)
+        self.merges = _train_merges(chunks, list(chunk_counts.values()), vocab_size - 256, 256,
+                                    verbose, vocab)
+        for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
+            self.vocab[idx] = self.vocab[a] + self.vocab[b]
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Text to ids, treating special-token strings as plain text."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode() needs a str, got {type(text).__name__}.")
+        text = _fix_surrogates(text)
+        cache, ids = self._cache, []
+        for chunk in self.compiled_pattern.findall(text):
+            chunk_ids = cache.get(chunk)
+            if chunk_ids is None:
+                chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
+                if len(cache) >= self.cache_size:
+                    cache.clear()  # simplest bound on memory: start afresh
+                cache[chunk] = chunk_ids
+            ids.extend(chunk_ids)
+        return ids
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | Collection[str] = (),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        """Text to ids, with tiktoken's rules for special tokens.
+
+        A special-token string in ``text`` (e.g. "<|endoftext|>") becomes its single special id only
+        if listed in ``allowed_special`` (or "all"). By default any other special-token string raises
+        ``ValueError`` (a user could smuggle one in); ``disallowed_special=()`` encodes it as plain text.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"encode() needs a str, got {type(text).__name__}.")
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        if disallowed_special == "all":
+            disallowed = set(self.special_tokens) - allowed
+        else:
+            disallowed = set(disallowed_special)
+        for tok in disallowed:
+            if tok in text:
+                raise ValueError(
+                    f"The text contains the special token {tok!r}. Pass allowed_special={{{tok!r}}} "
+                    f"(or 'all') to encode it as its special id, or disallowed_special=() to encode "
+                    f"it as ordinary text."
+                )
+        allowed &= set(self.special_tokens)
+        if not allowed:
+            return self.encode_ordinary(text)
+        # split around the special tokens (longest first), keep them, encode the text in between
+        special_pattern = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        ids = []
+        for part in regex.split(special_pattern, text):
+            if part in allowed:
+                ids.append(self.special_tokens[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    @classmethod
+    def from_tiktoken(cls, encoding: Any) -> RegexTokenizer:
+        """Rebuild a tiktoken encoding (e.g. cl100k_base) as merges, so ``encode`` gives its exact ids.
+
+        tiktoken stores only ``token bytes -> rank``. Ranks are the merge order, so we replay it: for
+        each multi-byte token, in rank order, encode its bytes with the merges found so far; what
+        remains is exactly two pieces, and merging them makes this token.
+        """
+        ranks: dict[bytes, int] = encoding._mergeable_ranks
+        tok = cls(pattern=encoding._pat_str)
+        singles = {b[0]: r for b, r in ranks.items() if len(b) == 1}
+        if len(singles) != 256:
+            raise ValueError(f"Expected 256 single-byte tokens in {encoding.name}, found {len(singles)}.")
+        # GPT-4 does not give byte b the id b: e.g. b"!" is 0. Keep the table, remember every byte's id.
+        tok.byte_ids = [singles[b] for b in range(256)]
+        tok.vocab = {r: b for b, r in ranks.items()}
+        for token_bytes, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+            if len(token_bytes) == 1:
+                continue
+            parts = tok._encode_chunk(token_bytes)
+            if len(parts) != 2:
+                raise ValueError(f"Token {token_bytes!r} (rank {rank}) is not a merge of two earlier tokens.")
+            tok.merges[(parts[0], parts[1])] = rank
+        tok.register_special_tokens(dict(encoding._special_tokens))
+        return tok
+
+
+# --- looking at tokens (works with tiktoken, Hugging Face tokenizers and the classes above) -------------
+
+# An example price for illustration only; real prices differ by provider and model and change often.
+EXAMPLE_USD_PER_MILLION_TOKENS = 2.50
+
+
+@dataclass
+class TokenPiece:
+    """One token of a text: its id and what it stands for (``\\xNN`` for part of a character)."""
+
+    id: int
+    text: str
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table that shows each byte as a printable character (space -> 'Ġ', newline -> 'Ċ')."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+def token_pieces(text: str, tokenizer: Any, *, add_special_tokens: bool = False) -> list[TokenPiece]:
+    """Split ``text`` with any tokenizer and return (id, piece) pairs.
+
+    Works with a tiktoken ``Encoding``, our ``Tokenizer`` classes, and Hugging Face tokenizers
+    (byte-level BPE pieces are turned back into text; WordPiece keeps its ``##`` continuation marks).
+    Special-token strings in ``text`` (like "<|im_start|>") are treated as special tokens.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"token_pieces() needs a str, got {type(text).__name__}.")
+    if hasattr(tokenizer, "decode_single_token_bytes"):  # tiktoken
+        ids = tokenizer.encode(text, allowed_special="all")
+        return [TokenPiece(i, render_token(tokenizer.decode_single_token_bytes(i))) for i in ids]
+    if isinstance(tokenizer, Tokenizer):  # ours
+        ids = tokenizer.encode(text, allowed_special="all") if isinstance(tokenizer, RegexTokenizer) else tokenizer.encode(text)
+        return [TokenPiece(i, render_token(tokenizer.decode_bytes([i]))) for i in ids]
+    if hasattr(tokenizer, "convert_ids_to_tokens"):  # Hugging Face
+        ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        names = tokenizer.convert_ids_to_tokens(ids)
+        specials = set(tokenizer.all_special_tokens)
+        pieces = []
+        for i, name in zip(ids, names):
+            if name not in specials and name and all(c in _UNICODE_TO_BYTE for c in name) and _is_byte_level(tokenizer):
+                name = render_token(bytes(_UNICODE_TO_BYTE[c] for c in name))
+            pieces.append(TokenPiece(int(i), name))
+        return pieces
+    raise TypeError(
+        f"Don't know how to tokenize with a {type(tokenizer).__name__}: pass a tiktoken Encoding, "
+        "an llmlab Tokenizer, or a Hugging Face tokenizer."
+    )
+
+
+def _is_byte_level(hf_tokenizer: Any) -> bool:
+    backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
+
+
+def count_tokens(text: str, tokenizer: Any = None) -> int:
+    """How many tokens ``text`` is (GPT-4's cl100k_base unless you pass a tokenizer)."""
+    if tokenizer is None:
+        from llmlab.models import load_tokenizer
+
+        tokenizer = load_tokenizer()
+    return len(token_pieces(text, tokenizer))
+
+
+def token_cost(n_tokens: int, usd_per_million: float = EXAMPLE_USD_PER_MILLION_TOKENS) -> float:
+    """Dollars for ``n_tokens`` at a price per million tokens: ``token_cost(2_000_000, 2.5) -> 5.0``.
+
+    The default price is an example, not any provider's current price: pass your own.
+    """
+    if n_tokens < 0 or usd_per_million < 0:
+        raise ValueError(f"Token count and price must be >= 0, got {n_tokens} and {usd_per_million}.")
+    return n_tokens * usd_per_million / 1_000_000
+
+
+# Light background colours that keep black text readable; neighbours always differ.
+PALETTE = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
+
+
+def token_html(pieces: list[TokenPiece], show_whitespace: bool = True) -> str:
+    """Coloured ``<span>``s, one per token, with ``id N`` on hover. Plain HTML: renders offline."""
+    spans = []
+    for k, p in enumerate(pieces):
+        shown = p.text
+        if show_whitespace:
+            shown = shown.replace(" ", "·").replace("\n", "↵\n").replace("\t", "→")
+        spans.append(
+            f'<span title="id {p.id}" style="background:{PALETTE[k % len(PALETTE)]};color:#000;'
+            f'border-radius:3px;padding:1px 0;margin-right:1px">{html.escape(shown)}</span>'
+        )
+    return (
+        '<div style="font-family:monospace;white-space:pre-wrap;line-height:1.9">'
+        + "".join(spans)
+        + f'</div><div style="font-size:small;color:#666">{len(pieces)} tokens</div>'
+    )
+
+
+@dataclass
+class TokenView:
+    """What ``show_tokens`` returns: coloured in a notebook, ``[piece|piece]`` in a terminal."""
+
+    pieces: list[TokenPiece]
+    show_whitespace: bool = True
+
+    def _repr_html_(self) -> str:
+        return token_html(self.pieces, self.show_whitespace)
+
+    def __repr__(self) -> str:
+        return "[" + "|".join(p.text for p in self.pieces) + f"]  ({len(self.pieces)} tokens)"
+
+    @property
+    def ids(self) -> list[int]:
+        return [p.id for p in self.pieces]
+
+
+def show_tokens(text: str, tokenizer: Any = None, *, show_whitespace: bool = True,
+                add_special_tokens: bool = False) -> TokenView:
+    """Show how ``tokenizer`` (default: GPT-4's cl100k_base) splits ``text``; hover a token for its id."""
+    if tokenizer is None:
+        from llmlab.models import load_tokenizer
+
+        tokenizer = load_tokenizer()
+    return TokenView(token_pieces(text, tokenizer, add_special_tokens=add_special_tokens), show_whitespace)
