@@ -108,6 +108,8 @@ def test_token_ids_errors(lm):
         A.token_ids(lm, "")
     with pytest.raises(ValueError, match="context"):
         A.token_ids(lm, [1] * (lm.context_length + 1))
+    with pytest.raises(ValueError, match="max_tokens=4"):
+        A.attention_weights(lm, TEXT, max_tokens=4)
 
 
 # --- head scores ------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def test_head_scores_find_known_patterns():
     assert s.top("first_token", 1)[0][:2] == (0, 1) and s.first_token[0, 1] == 1
     assert s.top("induction", 1)[0][:2] == (0, 2) and s.induction[0, 2] == 1
     assert s.induction[0, 0] == 0 and s.previous_token[0, 2] < 1
-    assert np.isclose(s.previous_token[0, 3], np.mean([1 / (i + 1) for i in range(1, 10)]))
+    assert np.isclose(s.previous_token[0, 3], np.mean([1 / (i + 1) for i in range(2, 10)]))
     assert "induction 1.00" in s.label(0, 2)
 
 
@@ -146,8 +148,10 @@ def test_head_scores_without_repeats_and_bad_input():
     assert np.all(np.isnan(s.induction)) and s.top("induction") == []
     with pytest.raises(ValueError, match="kind"):
         s.top("sink")
-    with pytest.raises(ValueError, match="3 tokens"):
+    with pytest.raises(ValueError, match="2 tokens but the weights cover 3"):
         A.head_scores(_synthetic(3, ids), [1, 2])
+    with pytest.raises(ValueError, match="at least 3 tokens"):
+        A.head_scores(_synthetic(2, [1, 2]), [1, 2])
 
 
 def test_real_model_has_induction_heads(lm):
@@ -176,7 +180,7 @@ def test_render_html_is_self_contained(text_weights):
     frag = A.render_html(tokens, w, 17, 4, full_page=False)
     assert not frag.startswith("<!DOCTYPE") and "L17 H4" in frag
     assert len(frag) < len(page) / 5  # one head instead of 270
-    assert 'srcdoc="&lt;!DOCTYPE html&gt;' in A.iframe(page)
+    assert '<iframe srcdoc="&lt;!DOCTYPE html&gt;' in A.iframe(page)
 
 
 def test_bad_layer_or_head_gives_clear_error(lm, text_weights):
@@ -238,6 +242,11 @@ def test_cli_writes_html(tmp_path, capsys, same_lm):
     assert "L17 H4" in printed and "top induction heads" in printed
     page = out.read_text(encoding="utf-8")
     assert '<table class="heat">' in page and "https://" not in page
+
+
+def test_cli_short_text_without_out(capsys, same_lm):
+    assert A.cli(["Hi", "--layer", "0", "--head", "0"]) == 0
+    assert "at least 3 tokens" in capsys.readouterr().out
 
 
 def test_cli_bad_index(capsys, same_lm):

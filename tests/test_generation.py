@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -44,22 +45,22 @@ def hf_logits(lm, prompt_ids: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize("prompt", PLAIN_PROMPTS)
 def test_greedy_equals_transformers_plain(lm, prompt):
-    gen = G.generate(lm, prompt, max_new_tokens=16)
+    gen = G.generate(lm, prompt, max_new_tokens=12)
     assert gen.prompt_ids == lm.tokenizer(prompt)["input_ids"]
-    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 16)
+    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 12)
     assert gen.text == lm.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
     assert len(gen.steps) == len(gen.token_ids)
 
 
 @pytest.mark.parametrize("prompt", CHAT_PROMPTS, ids=["string", "messages"])
 def test_greedy_equals_transformers_chat(lm, prompt):
-    gen = G.generate(lm, prompt, max_new_tokens=16, chat=True)
+    gen = G.generate(lm, prompt, max_new_tokens=12, chat=True)
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     expected_prompt = lm.tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True
     )
     assert lm.tokenizer.decode(gen.prompt_ids) == expected_prompt
-    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 16)
+    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 12)
 
 
 def test_greedy_without_cache_is_the_same(lm):
@@ -72,9 +73,9 @@ def test_greedy_without_cache_is_the_same(lm):
 
 def test_repetition_penalty_equals_transformers(lm):
     prompt = "I like apples. I like apples. I like"
-    gen = G.generate(lm, prompt, max_new_tokens=10, repetition_penalty=1.5)
-    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 10, repetition_penalty=1.5)
-    assert gen.token_ids != G.generate(lm, prompt, max_new_tokens=10).token_ids
+    gen = G.generate(lm, prompt, max_new_tokens=8, repetition_penalty=1.5)
+    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 8, repetition_penalty=1.5)
+    assert gen.token_ids != G.generate(lm, prompt, max_new_tokens=8).token_ids
 
 
 def test_token_ids_prompt_continues_exactly(lm):
@@ -229,7 +230,7 @@ def test_penalties_push_used_tokens_down():
 
 
 def test_same_seed_same_output_and_global_rng_untouched(lm):
-    kwargs = dict(max_new_tokens=12, temperature=1.0, top_p=0.95)
+    kwargs = dict(max_new_tokens=6, temperature=1.0, top_p=0.95)
     state = torch.get_rng_state()
     a = G.generate(lm, "Once upon a time", seed=7, **kwargs)
     torch.manual_seed(123)  # changing the global seed must not matter
@@ -246,7 +247,7 @@ def test_same_seed_same_output_and_global_rng_untouched(lm):
 
 def test_sampling_only_picks_kept_tokens(lm):
     gen = G.generate(
-        lm, "My favourite fruit is", max_new_tokens=6, temperature=1.5, top_k=3, seed=0
+        lm, "My favourite fruit is", max_new_tokens=4, temperature=1.5, top_k=3, seed=0
     )
     for step in gen.steps:
         top3 = [c.token_id for c in step.candidates[:3]]
@@ -254,9 +255,9 @@ def test_sampling_only_picks_kept_tokens(lm):
         assert [c.kept for c in step.candidates] == [True] * 3 + [False] * 7
         assert 0 < step.sampled_prob <= 1
     one = G.generate(
-        lm, "My favourite fruit is", max_new_tokens=6, temperature=1.0, top_k=1, seed=0
+        lm, "My favourite fruit is", max_new_tokens=4, temperature=1.0, top_k=1, seed=0
     )
-    assert one.token_ids == G.generate(lm, "My favourite fruit is", max_new_tokens=6).token_ids
+    assert one.token_ids == G.generate(lm, "My favourite fruit is", max_new_tokens=4).token_ids
 
 
 def test_stops_at_end_of_sequence(lm):
@@ -291,7 +292,7 @@ def test_stops_at_end_of_sequence(lm):
     ],
 )
 def test_bad_settings_raise_with_the_valid_range(lm, kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         G.generate(lm, "Hello", **kwargs)
 
 
@@ -355,3 +356,23 @@ def test_cli_sampling_chat_and_cut_marks(lm, capsys):
 def test_cli_bad_setting_exits_2(lm, capsys):
     assert G.cli(["Hello", "--top-p", "2"]) == 2
     assert "top_p must be in (0, 1]" in capsys.readouterr().out
+
+
+# --- several samples at once ------------------------------------------------------------------
+
+
+def test_sample_many_greedy_rows_equal_generate(lm):
+    rows = G.sample_many(lm, "The capital of France is", n=3, max_new_tokens=6, temperature=0)
+    single = G.generate(lm, "The capital of France is", max_new_tokens=6)
+    assert [r.token_ids for r in rows] == [single.token_ids] * 3
+    assert rows[0].text == single.text
+
+
+def test_sample_many_is_seeded_and_varied(lm):
+    kwargs = dict(n=6, max_new_tokens=5, temperature=1.2, top_p=0.95)
+    a = G.sample_many(lm, "My favourite fruit is", seed=3, **kwargs)
+    b = G.sample_many(lm, "My favourite fruit is", seed=3, **kwargs)
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    assert len({g.text for g in a}) > 1
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        G.sample_many(lm, "Hi", n=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from llmlab import transformer as tr
 
 TEXT = "The capital of France is Paris. The capital of Germany is"

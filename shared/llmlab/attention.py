@@ -119,7 +119,8 @@ def token_ids(lm: Any, text: str | Sequence[int]) -> list[int]:
             raise ValueError("the list of token ids is empty.")
     if len(ids) > lm.context_length:
         raise ValueError(
-            f"{len(ids)} tokens is longer than the model's context ({lm.context_length})."
+            f"{len(ids)} tokens is longer than the model's context ({lm.context_length} tokens): "
+            "shorten the text."
         )
     return ids
 
@@ -129,14 +130,24 @@ def display_tokens(lm: Any, ids: Sequence[int]) -> list[str]:
     return [lm.tokenizer.decode([i]) for i in ids]
 
 
-def attention_weights(lm: Any, text: str | Sequence[int]) -> tuple[list[str], np.ndarray]:
+def attention_weights(
+    lm: Any, text: str | Sequence[int], max_tokens: int = 512
+) -> tuple[list[str], np.ndarray]:
     """The model's attention probabilities: (tokens, weights (layers, heads, T, T)) as float32.
 
     ``weights[l, h, i, j]`` = how much token i looks at token j in head h of layer l.
+    The array grows with T²: 512 tokens already take 30·9·512²·4 bytes ≈ 283 MB, hence ``max_tokens``.
     """
     import torch
 
     ids = token_ids(lm, text)
+    if len(ids) > max_tokens:
+        n_layers, n_heads = _dims(lm)[:2]
+        size = n_layers * n_heads * len(ids) ** 2 * 4 / 1e6
+        raise ValueError(
+            f"{len(ids)} tokens would need a {size:,.0f} MB attention array; the limit is "
+            f"max_tokens={max_tokens}. Use a shorter text, or raise max_tokens if you have the memory."
+        )
     with torch.no_grad():
         out = lm.model(torch.tensor([ids]), output_attentions=True)  # attentions: L × (1, H, T, T)
     if out.attentions is None or out.attentions[0] is None:
@@ -225,7 +236,8 @@ class HeadScores:
     """Per (layer, head) scores in [0, 1]; each array has shape (layers, heads).
 
     previous_token: mean weight from token i to token i-1.
-    first_token: mean weight from token i (i >= 1) to token 0, the "attention sink".
+    first_token: mean weight from token i to token 0, the "attention sink".
+    Both average over i >= 2: at i = 1 the previous token *is* the first token.
     induction: mean weight from a repeated token to the token that *followed* its previous
         occurrence ("... A B ... A → B"); NaN when the text repeats nothing.
     """
@@ -281,9 +293,12 @@ def head_scores(weights: np.ndarray, ids: Sequence[Any]) -> HeadScores:
     T = w.shape[-1]
     if len(ids) != T:
         raise ValueError(f"ids has {len(ids)} tokens but the weights cover {T}.")
-    if T < 2:
-        raise ValueError("need at least 2 tokens to score heads.")
-    i = np.arange(1, T)
+    if T < 3:
+        raise ValueError(
+            f"need at least 3 tokens to score heads (got {T}): with fewer, the previous token "
+            "and the first token are the same."
+        )
+    i = np.arange(2, T)  # at i = 1 the previous token is the first token: skip it
     prev = w[..., i, i - 1].mean(-1)  # (L, H)
     first = w[..., i, 0].mean(-1)  # (L, H)
     pairs = induction_targets(ids)
@@ -531,7 +546,8 @@ def render_html(
 </style>
 <div class="title"><b>{html.escape(title)}</b> — {T} tokens. Rows look at columns; hover a token.</div>
 <div class="controls">{slider("Layer", layers)}{slider("Head", heads)}
-<span class="lab">{start_label}</span></div>
+<span class="lab">{start_label}</span>
+<label><input type="checkbox" class="nosink"> hide lines to the first token</label></div>
 <div class="views"><div class="heatbox">{table}</div><div class="linebox">{svg}</div></div>
 <script type="application/json" class="attn-data">{payload}</script>
 <script>{_JS.replace("__UID__", uid)}</script>
@@ -580,7 +596,7 @@ _JS = r"""
   for (var n = 0; n < W.length; n++) {
     W[n] = (raw.charCodeAt(2 * n) | (raw.charCodeAt(2 * n + 1) << 8)) / 65535;
   }
-  var li = 0, hi = 0, focus = null;
+  var li = 0, hi = 0, focus = null, nosink = false;
   function w(i, j) { return W[((li * nH + hi) * T + i) * T + j]; }
   function esc(s) {
     return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -603,7 +619,7 @@ _JS = r"""
       if (focus !== null && i !== focus) continue;
       for (var j = 0; j <= i; j++) {
         var a = w(i, j);
-        if (a < 0.02) continue;
+        if (a < 0.02 || (nosink && j === 0)) continue;
         s += '<line x1="' + x0 + '" y1="' + (10 + i * row) + '" x2="' + x1 + '" y2="' +
           (10 + j * row) + '" stroke-opacity="' + a.toFixed(3) + '" stroke-width="' +
           (1 + 3 * a).toFixed(2) + '"></line>';
@@ -638,6 +654,9 @@ _JS = r"""
   root.querySelector("input.head").addEventListener("input", function (e) {
     hi = +e.target.value; draw();
   });
+  root.querySelector("input.nosink").addEventListener("change", function (e) {
+    nosink = e.target.checked; draw();
+  });
   root.querySelectorAll("table.heat th.row").forEach(function (el) {
     el.addEventListener("mouseenter", function () { setFocus(+el.getAttribute("data-i")); });
     el.addEventListener("mouseleave", function () { setFocus(null); });
@@ -650,8 +669,8 @@ _JS = r"""
 def iframe(page: str, height: int = 600) -> str:
     """Wrap a full page in ``<iframe srcdoc=...>`` so its CSS/JS stay isolated in a notebook."""
     return (
-        f'<iframe srcdoc="{html.escape(page, quote=True)}" '
-        f'style="width: 100%; height: {height}px; border: 1px solid #ddd;"></iframe>'
+        f'<div><iframe srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width: 100%; height: {height}px; border: 1px solid #ddd;"></iframe></div>'
     )
 
 
@@ -683,25 +702,31 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"llmlab attend: {exc}", file=sys.stderr)
         return 2
     tokens, weights = attention_weights(lm, ids)
-    scores = head_scores(weights, ids)
     L, H, T, _ = weights.shape
-    print(f"{lm.name}: {T} tokens, {L} layers x {H} heads")
+    scores = head_scores(weights, ids) if T >= 3 else None
+    print(f"{lm.name}: {T} token{'s' if T != 1 else ''}, {L} layers x {H} heads")
     print("tokens:", " ".join(f"{i}:{show_token(t)!r}" for i, t in enumerate(tokens)))
     names = {"previous_token": "previous-token", "first_token": "first-token (sink)"}
     names["induction"] = "induction"
-    for kind, name in names.items():
+    for kind, name in names.items() if scores is not None else ():
         top = scores.top(kind, 3)
         shown = ", ".join(f"L{la}H{h} {s:.2f}" for la, h, s in top) or "– (no repeated tokens)"
         print(f"top {name} heads: {shown}")
+    if scores is None:
+        print("(head scores need at least 3 tokens)")
     if args.layer is not None:
         hs = [args.head] if args.head is not None else range(H)
         for h in hs:
-            print(scores.label(args.layer, h))
+            print(scores.label(args.layer, h) if scores is not None else f"L{args.layer} H{h}")
             if args.head is not None:
-                w = weights[args.layer, h]
-                for i, t in enumerate(tokens):
-                    j = int(np.argmax(w[i, : i + 1]))
-                    print(f"  {show_token(t)!r:>14} -> {show_token(tokens[j])!r:<14} {w[i, j]:.2f}")
+                w = weights[args.layer, h]  # (T, T)
+                print("  token -> the earlier token it looks at most (not counting the first)")
+                for i, t in enumerate(tokens[1:], start=1):
+                    j = 1 + int(np.argmax(w[i, 1 : i + 1]))
+                    print(
+                        f"  {show_token(t)!r:>14} -> {show_token(tokens[j])!r:<14} {w[i, j]:.2f}"
+                        f"   (first token {w[i, 0]:.2f})"
+                    )
     if args.out is not None:
         page = render_html(
             tokens, weights, args.layer, args.head, scores=scores, title=f"Attention in {lm.name}"

@@ -142,7 +142,8 @@ class EmbedSteps:
     token_vectors: np.ndarray  # (T, dim) one contextual vector per token
     pooled: np.ndarray  # (dim,) mean of the token vectors
     embedding: np.ndarray  # (dim,) pooled, scaled to length 1 (what ``embed`` returns)
-    truncated: bool  # True if the text was longer than the model's max_seq_length
+    n_tokens: int  # tokens in the whole text, before truncation
+    truncated: bool  # True if the text was longer than the model's max_seq_length (256): the rest was ignored
 
 
 def embed_steps(text: str, model: Any = None) -> EmbedSteps:
@@ -154,7 +155,7 @@ def embed_steps(text: str, model: Any = None) -> EmbedSteps:
     tokenizer = model.tokenizer
     transformer = model[0].auto_model  # the BERT network inside the SentenceTransformer
     max_len = model.max_seq_length  # 256 for all-MiniLM-L6-v2
-    full_len = len(tokenizer(text)["input_ids"])
+    n_tokens = len(tokenizer(text, verbose=False)["input_ids"])  # before truncation; no warning
     enc = tokenizer(text, truncation=True, max_length=max_len, return_tensors="pt")
     with torch.no_grad():
         out = transformer(**enc).last_hidden_state[0]  # (T, dim)
@@ -169,5 +170,6 @@ def embed_steps(text: str, model: Any = None) -> EmbedSteps:
         token_vectors=token_vectors,
         pooled=pooled,
         embedding=normalize(pooled),
-        truncated=full_len > max_len,
+        n_tokens=n_tokens,
+        truncated=n_tokens > max_len,
     )

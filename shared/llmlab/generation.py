@@ -9,6 +9,7 @@ Covers:
 - ``generate``: the whole loop written out -- forward, pick a token, append, repeat -- with a
   KV cache (the model hands back its keys/values so the past is never recomputed), stop at
   end-of-sequence, seeded sampling, and a record of every step (candidates, entropy).
+- ``sample_many``: several samples of one prompt at once, as a batch (for side-by-side comparisons).
 - ``encode_prompt`` (plain text or chat template), ``check_fits`` (the context-window error),
   ``perplexity`` (how surprised the model is by a text) and the ``llmlab explore`` command.
 
@@ -439,6 +440,76 @@ def generate(
 
     text = lm.tokenizer.decode(new_ids, skip_special_tokens=True)
     return Generation(new_ids, text, steps, prompt_ids=list(prompt_ids), stop_reason=stop_reason)
+
+
+def sample_many(
+    lm: LM,
+    prompt: Prompt,
+    n: int = 10,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    seed: int | None = None,
+    chat: bool = False,
+) -> list[Generation]:
+    """``n`` continuations of one prompt, generated side by side as one batch (steps not recorded).
+
+    The rows share the prompt, so they need no padding; one batched step costs about as much as
+    one single step on a CPU. Same ``seed`` -> same list. Penalties are not supported here.
+    """
+    import torch
+
+    _check_temperature(temperature)
+    for check, value in ((_check_top_k, top_k), (_check_top_p, top_p), (_check_min_p, min_p)):
+        if value is not None:
+            check(value)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}.")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
+    prompt_ids = encode_prompt(lm, prompt, chat=chat)
+    check_fits(lm, len(prompt_ids), max_new_tokens)
+    stop_ids = stop_token_ids(lm)
+    rng = torch.Generator()
+    if seed is not None:
+        rng.manual_seed(seed)
+    else:
+        rng.seed()
+    cache_kw = _cache_kw(lm.model)
+
+    rows: list[list[int]] = [[] for _ in range(n)]
+    done = [False] * n
+    cache = None
+    feed = torch.tensor([prompt_ids] * n)  # (n, T)
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            out = lm.model(input_ids=feed, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+            cache = _cache_out(out)
+            logits = out.logits[:, -1].float()  # (n, V)
+            if temperature == 0:
+                nxt = logits.argmax(-1)  # (n,)
+            else:
+                dist = sampling_distribution(logits, temperature, top_k, top_p, min_p)  # (n, V)
+                nxt = torch.multinomial(dist, 1, generator=rng)[:, 0]  # (n,)
+            for row, token in enumerate(nxt.tolist()):
+                if not done[row]:
+                    rows[row].append(token)
+                    done[row] = token in stop_ids
+            if all(done):
+                break
+            feed = nxt[:, None]  # (n, 1)
+    return [
+        Generation(
+            ids,
+            lm.tokenizer.decode(ids, skip_special_tokens=True),
+            steps=[],
+            prompt_ids=list(prompt_ids),
+            stop_reason="eos" if ids and ids[-1] in stop_ids else "length",
+        )
+        for ids in rows
+    ]
 
 
 def token_surprisals(lm: LM, text: str) -> list[tuple[str, float]]:

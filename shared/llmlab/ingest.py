@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,26 +96,32 @@ def _cut(block: list[tuple[int, str]], max_chars: int) -> Iterator[list[tuple[in
         yield piece
 
 
+def _skip(dirname: str) -> bool:
+    return dirname.startswith(".") or dirname in SKIP_DIRS or dirname.endswith(".egg-info")
+
+
 def iter_files(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> list[Path]:
     """The note files under ``folder``, sorted, skipping hidden folders/files and tool folders."""
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"{str(folder)!r} is not a folder. Give the path of a folder of .md/.txt notes.")
     files = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root).parts
-        if any(p.startswith(".") or p in SKIP_DIRS for p in rel):
-            continue
-        if path.suffix.lower() in extensions and path.is_file():
-            files.append(path)
+    for dirpath, dirnames, filenames in os.walk(root):
+        # prune in place, so os.walk never descends into .git, .venv, node_modules, ...
+        dirnames[:] = [d for d in dirnames if not _skip(d)]
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
+                files.append(Path(dirpath) / name)
     return sorted(files)
 
 
-def ingest_folder(folder: str | Path, max_chars: int = MAX_CHARS) -> list[Passage]:
+def ingest_folder(
+    folder: str | Path, max_chars: int = MAX_CHARS, extensions: tuple[str, ...] = EXTENSIONS
+) -> list[Passage]:
     """Every paragraph of every ``.md``/``.txt`` file under ``folder``, in file and line order."""
     root = Path(folder)
     passages = []
-    for path in iter_files(root):
+    for path in iter_files(root, extensions):
         text = path.read_text(encoding="utf-8", errors="replace")
         rel = path.relative_to(root).as_posix()
         for start, end, para in split_paragraphs(text, max_chars):
@@ -122,11 +129,11 @@ def ingest_folder(folder: str | Path, max_chars: int = MAX_CHARS) -> list[Passag
     return passages
 
 
-def fingerprint(folder: str | Path) -> str:
+def fingerprint(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> str:
     """A hash of (relative path, size, modification time) of each note file: changes when any file does."""
     root = Path(folder)
     entries = []
-    for path in iter_files(root):
+    for path in iter_files(root, extensions):
         st = path.stat()
         entries.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()

@@ -3,7 +3,8 @@
 Covers:
 - ``SemanticIndex``: embed texts once, keep the unit vectors in one ``(n, dim)`` numpy array, and
   answer a query with one matrix-vector product (cosine similarity against every text) plus a
-  top-k selection (``np.argpartition``). Exact, no approximation: 100k vectors take a few ms.
+  top-k selection (``np.argpartition``). Exact, no approximation (``benchmarks/bench_search.py``
+  times it at 10k and 100k vectors).
 - Saving and loading an index: vectors (``vectors.npy``) + texts/ids/metadata (``records.json``)
   + a manifest (embedding model, dimension, count, checksum), written to a temporary folder and
   renamed into place, so a crash never leaves half an index. An index only makes sense with
@@ -13,7 +14,8 @@ Covers:
 - ``index_folder`` and the ``llmlab search PATH "query"`` command: index a folder of notes
   (paragraphs, see ``llmlab.ingest``), cache the index, rebuild it when the files change.
 
-Leaves out: approximate nearest-neighbour indexes (FAISS, HNSW: needed from ~10M vectors),
+Leaves out: approximate nearest-neighbour indexes (FAISS, HNSW: worth it once exact search is
+too slow, typically at millions of vectors),
 deleting/updating entries, hybrid ranking and re-ranking (phase 4, RAG).
 """
 
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from llmlab.embeddings import _check_texts, default_embedder, embed, normalize
+from llmlab.ingest import EXTENSIONS, fingerprint, ingest_folder, passage_metadata
 
 INDEX_FORMAT = 1
 
@@ -56,7 +59,7 @@ class Hit:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores, best first (ties: lower index first).
+    """Indices of the ``k`` largest scores, best first (equal scores: lower index first).
 
     ``top_k(np.array([0.1, 0.9, 0.5]), 2) -> array([1, 2])``. Uses ``np.argpartition``: it finds
     the k best in one O(n) pass without sorting all n scores; only those k are then sorted.
@@ -345,28 +348,30 @@ class BM25Index(_Records):
 # --- a folder of notes, cached ------------------------------------------------------------------
 
 
-def folder_cache_path(folder: str | Path) -> Path:
+def folder_cache_path(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> Path:
     """Where the cached index of ``folder`` lives: ``cache_dir()/indexes/<hash of its absolute path>``."""
     from llmlab.models import cache_dir
 
-    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    return cache_dir() / "indexes" / key
+    key = str(Path(folder).resolve()) + ("" if extensions == EXTENSIONS else repr(sorted(extensions)))
+    return cache_dir() / "indexes" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def index_folder(
-    folder: str | Path, embedder: Any = None, cache: bool = True, rebuild: bool = False
+    folder: str | Path,
+    embedder: Any = None,
+    cache: bool = True,
+    rebuild: bool = False,
+    extensions: tuple[str, ...] = EXTENSIONS,
 ) -> tuple[SemanticIndex, bool]:
-    """Index every paragraph of the ``.md``/``.txt`` files under ``folder``.
+    """Index every paragraph of the ``.md``/``.txt`` files (or ``extensions``) under ``folder``.
 
     Returns ``(index, rebuilt)``. With ``cache=True`` a saved index is reused as long as no file
     was added, removed or changed (paths, sizes and modification times all match) and the
     embedding model is the same; otherwise (or with ``rebuild=True``) it is rebuilt and saved.
     """
-    from llmlab.ingest import fingerprint, ingest_folder, passage_metadata
-
     folder = Path(folder)
-    print_ = fingerprint(folder)  # raises a clear error if folder is not a folder
-    where = folder_cache_path(folder)
+    print_ = fingerprint(folder, extensions)  # raises a clear error if folder is not a folder
+    where = folder_cache_path(folder, extensions)
     embedder = default_embedder() if embedder is None else embedder
     if cache and not rebuild and (where / "manifest.json").is_file():
         try:
@@ -375,9 +380,9 @@ def index_folder(
                 return SemanticIndex.load(where, embedder), False
         except (ValueError, OSError, KeyError):
             pass  # a damaged or outdated cache is simply rebuilt
-    passages = ingest_folder(folder)
+    passages = ingest_folder(folder, extensions=extensions)
     if not passages:
-        raise ValueError(f"No paragraphs found: {str(folder)!r} has no non-empty .md or .txt files.")
+        raise ValueError(f"No paragraphs found: {str(folder)!r} has no non-empty {'/'.join(extensions)} files.")
     index = SemanticIndex(embedder)
     index.add(
         [p.text for p in passages],

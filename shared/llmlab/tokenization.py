@@ -26,6 +26,7 @@ import html
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import pairwise  # pairwise([1, 2, 3]) -> (1, 2), (2, 3)
 from typing import Any, Literal
 
 import regex  # the third-party `regex` module: the GPT-4 pattern needs \p{L} and possessive `++`
@@ -61,7 +62,7 @@ def get_stats(ids: list[int], counts: dict[Pair, int] | None = None) -> dict[Pai
     Pass ``counts`` to add to an existing tally instead of starting a new one.
     """
     counts = {} if counts is None else counts
-    for pair in zip(ids, ids[1:]):
+    for pair in pairwise(ids):
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 
@@ -89,8 +90,14 @@ def best_pair(stats: dict[Pair, int]) -> Pair:
     return min(p for p, n in stats.items() if n == top)
 
 
-def _train_merges(chunks: list[list[int]], counts: list[int], num_merges: int, first_id: int,
-                  verbose: bool = False, vocab: dict[int, bytes] | None = None) -> dict[Pair, int]:
+def _train_merges(
+    chunks: list[list[int]],
+    counts: list[int],
+    num_merges: int,
+    first_id: int,
+    verbose: bool = False,
+    vocab: dict[int, bytes] | None = None,
+) -> dict[Pair, int]:
     """Learn ``num_merges`` merges from ``chunks`` (each seen ``counts[i]`` times); new ids start at ``first_id``.
 
     Same result as "recount all pairs, merge the best, repeat", but after each merge only the chunks
@@ -98,8 +105,8 @@ def _train_merges(chunks: list[list[int]], counts: list[int], num_merges: int, f
     """
     stats: dict[Pair, int] = {}
     where: dict[Pair, set[int]] = {}  # pair -> indices of the chunks it occurs in
-    for i, (ids, n) in enumerate(zip(chunks, counts)):
-        for pair in zip(ids, ids[1:]):
+    for i, (ids, n) in enumerate(zip(chunks, counts, strict=True)):
+        for pair in pairwise(ids):
             stats[pair] = stats.get(pair, 0) + n
             where.setdefault(pair, set()).add(i)
 
@@ -118,11 +125,11 @@ def _train_merges(chunks: list[list[int]], counts: list[int], num_merges: int, f
             if len(new) == len(old):  # pair no longer in this chunk (an earlier merge took it)
                 continue
             n = counts[i]
-            for p in zip(old, old[1:]):  # take the chunk's old pairs out of the tally ...
+            for p in pairwise(old):  # take the chunk's old pairs out of the tally ...
                 stats[p] -= n
                 if stats[p] == 0:
                     del stats[p]
-            for p in zip(new, new[1:]):  # ... and put its new pairs in
+            for p in pairwise(new):  # ... and put its new pairs in
                 stats[p] = stats.get(p, 0) + n
                 where.setdefault(p, set()).add(i)
             chunks[i] = new
@@ -165,7 +172,9 @@ class Tokenizer:
     """What every tokenizer here shares: a vocabulary (id -> bytes), merges, special tokens, decoding."""
 
     def __init__(self) -> None:
-        self.merges: dict[Pair, int] = {}  # (left id, right id) -> merged id; lower id = earlier merge
+        self.merges: dict[
+            Pair, int
+        ] = {}  # (left id, right id) -> merged id; lower id = earlier merge
         self.byte_ids: list[int] = list(range(256))  # byte value -> its id (GPT-4 permutes these)
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self.special_tokens: dict[str, int] = {}  # e.g. {"<|endoftext|>": 100257}
@@ -180,7 +189,9 @@ class Tokenizer:
         """Add special tokens, e.g. ``{"<|endoftext|>": 100257}``; their ids must not clash with the vocab."""
         for tok, idx in special_tokens.items():
             if not isinstance(tok, str) or not tok or not isinstance(idx, int):
-                raise ValueError(f"Special tokens map a non-empty str to an int id, got {tok!r}: {idx!r}.")
+                raise ValueError(
+                    f"Special tokens map a non-empty str to an int id, got {tok!r}: {idx!r}."
+                )
             if idx in self.vocab:
                 raise ValueError(
                     f"Special token {tok!r} wants id {idx}, which is already the token "
@@ -200,7 +211,11 @@ class Tokenizer:
             else:
                 raise ValueError(
                     f"Unknown token id {i!r}: ids go from 0 to {max(self.vocab)}"
-                    + (f", plus special tokens {sorted(inverse_special)}" if inverse_special else "")
+                    + (
+                        f", plus special tokens {sorted(inverse_special)}"
+                        if inverse_special
+                        else ""
+                    )
                     + "."
                 )
         return b"".join(parts)
@@ -215,7 +230,7 @@ class Tokenizer:
         learned = self.merges.get
         while len(ids) >= 2:
             # each neighbouring pair's merged id (learned earlier = smaller); pairs never learned: inf
-            ranks = [learned(pair, NEVER) for pair in zip(ids, ids[1:])]
+            ranks = [learned(pair, NEVER) for pair in pairwise(ids)]
             best = min(ranks)
             if best == NEVER:
                 break  # nothing left to merge
@@ -236,8 +251,9 @@ class BasicTokenizer(Tokenizer):
         _check_train_args(text, vocab_size)
         self.__init__()
         vocab = dict(self.vocab)
-        self.merges = _train_merges([list(text.encode("utf-8"))], [1], vocab_size - 256, 256,
-                                    verbose, vocab)
+        self.merges = _train_merges(
+            [list(text.encode("utf-8"))], [1], vocab_size - 256, 256, verbose, vocab
+        )
         for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
             self.vocab[idx] = self.vocab[a] + self.vocab[b]
 
@@ -265,11 +281,14 @@ class RegexTokenizer(Tokenizer):
         """Learn ``vocab_size - 256`` merges from ``text``; merges never cross chunk boundaries."""
         _check_train_args(text, vocab_size)
         self.__init__(self.pattern, self.cache_size)
-        chunk_counts = Counter(self.split(text))  # each distinct chunk once, with how often it occurs
+        chunk_counts = Counter(
+            self.split(text)
+        )  # each distinct chunk once, with how often it occurs
         chunks = [list(c.encode("utf-8")) for c in chunk_counts]
         vocab = dict(self.vocab)
-        self.merges = _train_merges(chunks, list(chunk_counts.values()), vocab_size - 256, 256,
-                                    verbose, vocab)
+        self.merges = _train_merges(
+            chunks, list(chunk_counts.values()), vocab_size - 256, 256, verbose, vocab
+        )
         for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
             self.vocab[idx] = self.vocab[a] + self.vocab[b]
 
@@ -320,7 +339,9 @@ class RegexTokenizer(Tokenizer):
         if not allowed:
             return self.encode_ordinary(text)
         # split around the special tokens (longest first), keep them, encode the text in between
-        special_pattern = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        special_pattern = (
+            "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        )
         ids = []
         for part in regex.split(special_pattern, text):
             if part in allowed:
@@ -341,7 +362,9 @@ class RegexTokenizer(Tokenizer):
         tok = cls(pattern=encoding._pat_str)
         singles = {b[0]: r for b, r in ranks.items() if len(b) == 1}
         if len(singles) != 256:
-            raise ValueError(f"Expected 256 single-byte tokens in {encoding.name}, found {len(singles)}.")
+            raise ValueError(
+                f"Expected 256 single-byte tokens in {encoding.name}, found {len(singles)}."
+            )
         # GPT-4 does not give byte b the id b: e.g. b"!" is 0. Keep the table, remember every byte's id.
         tok.byte_ids = [singles[b] for b in range(256)]
         tok.vocab = {r: b for b, r in ranks.items()}
@@ -350,7 +373,9 @@ class RegexTokenizer(Tokenizer):
                 continue
             parts = tok._encode_chunk(token_bytes)
             if len(parts) != 2:
-                raise ValueError(f"Token {token_bytes!r} (rank {rank}) is not a merge of two earlier tokens.")
+                raise ValueError(
+                    f"Token {token_bytes!r} (rank {rank}) is not a merge of two earlier tokens."
+                )
             tok.merges[(parts[0], parts[1])] = rank
         tok.register_special_tokens(dict(encoding._special_tokens))
         return tok
@@ -372,7 +397,11 @@ class TokenPiece:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's table that shows each byte as a printable character (space -> 'Ġ', newline -> 'Ċ')."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -380,13 +409,15 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, map(chr, cs)))
+    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 _UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
 
 
-def token_pieces(text: str, tokenizer: Any, *, add_special_tokens: bool = False) -> list[TokenPiece]:
+def token_pieces(
+    text: str, tokenizer: Any, *, add_special_tokens: bool = False
+) -> list[TokenPiece]:
     """Split ``text`` with any tokenizer and return (id, piece) pairs.
 
     Works with a tiktoken ``Encoding``, our ``Tokenizer`` classes, and Hugging Face tokenizers
@@ -399,15 +430,24 @@ def token_pieces(text: str, tokenizer: Any, *, add_special_tokens: bool = False)
         ids = tokenizer.encode(text, allowed_special="all")
         return [TokenPiece(i, render_token(tokenizer.decode_single_token_bytes(i))) for i in ids]
     if isinstance(tokenizer, Tokenizer):  # ours
-        ids = tokenizer.encode(text, allowed_special="all") if isinstance(tokenizer, RegexTokenizer) else tokenizer.encode(text)
+        ids = (
+            tokenizer.encode(text, allowed_special="all")
+            if isinstance(tokenizer, RegexTokenizer)
+            else tokenizer.encode(text)
+        )
         return [TokenPiece(i, render_token(tokenizer.decode_bytes([i]))) for i in ids]
     if hasattr(tokenizer, "convert_ids_to_tokens"):  # Hugging Face
         ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
         names = tokenizer.convert_ids_to_tokens(ids)
         specials = set(tokenizer.all_special_tokens)
         pieces = []
-        for i, name in zip(ids, names):
-            if name not in specials and name and all(c in _UNICODE_TO_BYTE for c in name) and _is_byte_level(tokenizer):
+        for i, name in zip(ids, names, strict=True):
+            if (
+                name not in specials
+                and name
+                and all(c in _UNICODE_TO_BYTE for c in name)
+                and _is_byte_level(tokenizer)
+            ):
                 name = render_token(bytes(_UNICODE_TO_BYTE[c] for c in name))
             pieces.append(TokenPiece(int(i), name))
         return pieces
@@ -437,7 +477,9 @@ def token_cost(n_tokens: int, usd_per_million: float = EXAMPLE_USD_PER_MILLION_T
     The default price is an example, not any provider's current price: pass your own.
     """
     if n_tokens < 0 or usd_per_million < 0:
-        raise ValueError(f"Token count and price must be >= 0, got {n_tokens} and {usd_per_million}.")
+        raise ValueError(
+            f"Token count and price must be >= 0, got {n_tokens} and {usd_per_million}."
+        )
     return n_tokens * usd_per_million / 1_000_000
 
 
@@ -481,11 +523,18 @@ class TokenView:
         return [p.id for p in self.pieces]
 
 
-def show_tokens(text: str, tokenizer: Any = None, *, show_whitespace: bool = True,
-                add_special_tokens: bool = False) -> TokenView:
+def show_tokens(
+    text: str,
+    tokenizer: Any = None,
+    *,
+    show_whitespace: bool = True,
+    add_special_tokens: bool = False,
+) -> TokenView:
     """Show how ``tokenizer`` (default: GPT-4's cl100k_base) splits ``text``; hover a token for its id."""
     if tokenizer is None:
         from llmlab.models import load_tokenizer
 
         tokenizer = load_tokenizer()
-    return TokenView(token_pieces(text, tokenizer, add_special_tokens=add_special_tokens), show_whitespace)
+    return TokenView(
+        token_pieces(text, tokenizer, add_special_tokens=add_special_tokens), show_whitespace
+    )

@@ -1,0 +1,309 @@
+"""Tests for llmlab.search and llmlab.ingest: ranking, saving, model mismatches, bad input, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmlab.ingest import fingerprint, ingest_folder, iter_files, split_paragraphs
+from llmlab.search import (
+    BM25Index,
+    Hit,
+    ModelMismatchError,
+    SemanticIndex,
+    cli,
+    folder_cache_path,
+    index_folder,
+    top_k,
+)
+
+# (document, a paraphrase of it that shares almost no words with it)
+PARAPHRASES = [
+    ("How to stop a puppy from chewing on furniture.", "my young dog keeps biting the sofa"),
+    ("Preheat the oven before baking bread.", "warm up the stove prior to making a loaf"),
+    ("The stock market fell sharply on Monday.", "shares dropped a lot at the start of the week"),
+    ("Drink plenty of water when you exercise in hot weather.", "stay hydrated during workouts in summer"),
+    ("Our flight was delayed by three hours.", "the plane left much later than scheduled"),
+    ("Restart your router if the internet connection drops.", "reboot the modem when wifi stops working"),
+    ("The child was frightened by the thunderstorm.", "the kid got scared of the lightning and rain"),
+    ("She is learning to play the violin.", "taking lessons on a string instrument"),
+    ("Rent prices in the city have gone up a lot.", "housing is getting more expensive downtown"),
+    ("He fixed the leaking tap in the kitchen.", "repaired a dripping faucet"),
+    ("The football match ended in a draw.", "the soccer game finished with a tied score"),
+    ("Remember to back up your photos to an external disk.", "save copies of your pictures on another drive"),
+    ("The doctor prescribed antibiotics for the infection.", "a physician gave medicine for bacteria"),
+    ("Electric cars are becoming cheaper to buy.", "battery vehicles cost less than before"),
+    ("Plant tomatoes after the last frost of spring.", "sow your vegetables once it stops freezing"),
+    ("The museum is closed on public holidays.", "the gallery does not open on national days off"),
+    ("Use a password manager to keep your accounts safe.", "software that stores login secrets securely"),
+    ("The train to Paris leaves from platform nine.", "where does the railway service to France depart"),
+    ("I can't sleep because my neighbours are noisy.", "loud people next door keep me awake at night"),
+    ("Solar panels turn sunlight into electricity.", "photovoltaic cells generate power from the sun"),
+]
+
+
+class FakeEmbedder:
+    """A tiny deterministic stand-in model: each word hashes to a fixed random vector, summed."""
+
+    def __init__(self, name: str = "fake-embedder", dim: int = 16) -> None:
+        self.llmlab_name, self.dim = name, dim
+
+    def encode(self, texts, **kwargs):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim)
+        for i, text in enumerate(texts):
+            for w in text.lower().split():
+                seed = int.from_bytes(w.encode()[:8].ljust(8, b"\0"), "little") % 2**32
+                out[i] += np.random.default_rng(seed).standard_normal(self.dim)
+        return out
+
+
+@pytest.fixture(scope="module")
+def paraphrase_index(embedder):
+    index = SemanticIndex(embedder)
+    index.add([d for d, _ in PARAPHRASES], metadata=[{"n": i} for i in range(len(PARAPHRASES))])
+    return index
+
+
+def recall(index, k: int) -> float:
+    found = [i in [h.id for h in index.search(q, k=k)] for i, (_, q) in enumerate(PARAPHRASES)]
+    return sum(found) / len(found)
+
+
+def test_paraphrase_recall_beats_keywords(paraphrase_index):
+    r1, r3 = recall(paraphrase_index, 1), recall(paraphrase_index, 3)
+    bm25 = BM25Index()
+    bm25.add([d for d, _ in PARAPHRASES])
+    b1 = recall(bm25, 1)
+    print(f"paraphrase recall@1 semantic={r1:.2f} recall@3={r3:.2f} bm25@1={b1:.2f}")
+    assert r1 >= 0.9
+    assert r3 == 1.0
+    assert r1 >= b1 + 0.4  # meaning search finds what keyword search misses
+
+
+def test_hits_are_sorted_and_complete(paraphrase_index):
+    hits = paraphrase_index.search("a dog ruining the couch", k=3)
+    assert all(isinstance(h, Hit) for h in hits)
+    assert [h.id for h in hits][0] == 0 and hits[0].metadata == {"n": 0}
+    assert hits[0].text == PARAPHRASES[0][0]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    # the scores are the cosine similarities, computed here by hand
+    q = paraphrase_index.embedder.encode(["a dog ruining the couch"], normalize_embeddings=True)[0]
+    assert scores[0] == pytest.approx(float(paraphrase_index.vectors[0] @ q), abs=1e-5)
+
+
+def test_k_larger_than_index_returns_all(paraphrase_index):
+    hits = paraphrase_index.search("anything at all", k=1000)
+    assert len(hits) == len(PARAPHRASES)
+    assert sorted(h.id for h in hits) == list(range(len(PARAPHRASES)))
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query(paraphrase_index, query):
+    with pytest.raises(ValueError, match="empty"):
+        paraphrase_index.search(query)
+
+
+@pytest.mark.parametrize("k", [0, -3, 1.5, True])
+def test_bad_k(paraphrase_index, k):
+    with pytest.raises(ValueError, match="k"):
+        paraphrase_index.search("dogs", k=k)
+
+
+def test_top_k_matches_full_sort():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal(1000).astype(np.float32)
+    for k in (1, 7, 999, 1000, 5000):
+        np.testing.assert_array_equal(top_k(scores, k), np.argsort(-scores, kind="stable")[:k])
+    np.testing.assert_array_equal(top_k(np.array([0.5, 0.9, 0.5, 0.5]), 3), [1, 0, 2])  # ties
+
+
+def test_incremental_add_and_bad_ids():
+    index = SemanticIndex(FakeEmbedder())
+    index.add(["red apple", "green pear"], ids=["a", "b"])
+    index.add(["blue sky"], ids=["c"], metadata=[{"src": "x"}])
+    assert len(index) == 3 and index.vectors.shape == (3, 16)
+    assert index.search("blue sky", k=1)[0].id == "c"
+    with pytest.raises(ValueError, match="Duplicate"):
+        index.add(["again"], ids=["a"])
+    with pytest.raises(ValueError, match="Duplicate"):
+        index.add(["x", "y"], ids=["z", "z"])
+    with pytest.raises(ValueError, match="ids"):
+        index.add(["x", "y"], ids=["only-one"])
+    with pytest.raises(ValueError, match="metadata"):
+        index.add(["x"], metadata=[{}, {}])
+    with pytest.raises(ValueError, match="empty"):
+        index.add(["fine", " "])
+    assert len(index) == 3  # failed adds change nothing
+    index.add(["default ids continue from the count"])
+    assert index.ids[-1] == 3
+
+
+def test_empty_index_says_so():
+    with pytest.raises(ValueError, match="empty"):
+        SemanticIndex(FakeEmbedder()).search("hello")
+    with pytest.raises(ValueError, match="empty"):
+        BM25Index().search("hello")
+
+
+def test_save_load_round_trip(paraphrase_index, embedder, tmp_path):
+    path = paraphrase_index.save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["model"] == "all-MiniLM-L6-v2"
+    assert manifest["dim"] == 384 and manifest["count"] == len(PARAPHRASES)
+    loaded = SemanticIndex.load(path, embedder)
+    np.testing.assert_array_equal(loaded.vectors, paraphrase_index.vectors)
+    assert loaded.ids == paraphrase_index.ids and loaded.metadata == paraphrase_index.metadata
+    q = "loud people next door keep me awake at night"
+    assert loaded.search(q, k=3) == paraphrase_index.search(q, k=3)
+    # saving again replaces the folder atomically and leaves no temporary folders behind
+    loaded.add(["one more"], ids=["extra"])
+    loaded.save(path)
+    assert len(SemanticIndex.load(path, embedder)) == len(PARAPHRASES) + 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
+def test_damaged_index_is_detected(tmp_path):
+    index = SemanticIndex(FakeEmbedder())
+    index.add(["alpha", "beta"])
+    path = index.save(tmp_path / "idx")
+    vectors = np.load(path / "vectors.npy")
+    vectors[0, 0] += 0.5
+    np.save(path / "vectors.npy", vectors)
+    with pytest.raises(ValueError, match="damaged"):
+        SemanticIndex.load(path, FakeEmbedder())
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        SemanticIndex.load(tmp_path / "nothing-here", FakeEmbedder())
+
+
+def test_model_mismatch_on_load_and_query(tmp_path, embedder):
+    index = SemanticIndex(FakeEmbedder("model-A"))
+    index.add(["alpha", "beta"])
+    path = index.save(tmp_path / "idx")
+    with pytest.raises(ModelMismatchError, match="model-A"):
+        SemanticIndex.load(path, FakeEmbedder("model-B"))
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+        SemanticIndex.load(path, embedder)
+    assert len(SemanticIndex.load(path, FakeEmbedder("model-A"))) == 2
+    # querying with a swapped-in model fails too, instead of returning garbage scores
+    index.embedder = FakeEmbedder("model-B")
+    with pytest.raises(ModelMismatchError, match="rebuild"):
+        index.search("alpha")
+    with pytest.raises(ModelMismatchError):
+        index.add(["gamma"])
+
+
+def test_manifest_naming_another_model(tmp_path, embedder):
+    index = SemanticIndex(embedder)
+    index.add(["a saved sentence"])
+    path = index.save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["model"] = "sentence-transformers/all-mpnet-base-v2"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelMismatchError, match="all-mpnet-base-v2"):
+        SemanticIndex.load(path, embedder)
+
+
+def test_bm25_textbook_scores():
+    docs = ["the cat sat", "the dog sat on the dog mat", "a bird"]
+    bm25 = BM25Index(k1=1.5, b=0.75)
+    bm25.add(docs)
+    n, avg = 3, (3 + 7 + 2) / 3
+    idf = np.log(1 + (n - 1 + 0.5) / (1 + 0.5))  # "dog" is in one document
+    tf, dl = 2, 7
+    expected = idf * tf * 2.5 / (tf + 1.5 * (1 - 0.75 + 0.75 * dl / avg))
+    assert bm25.scores("dog")[1] == pytest.approx(expected, rel=1e-5)
+    hits = bm25.search("Dog!", k=5)
+    assert [h.id for h in hits] == [1]  # documents with no shared word are not returned
+    assert bm25.search("cat sat", k=5)[0].id == 0
+
+
+def test_split_paragraphs_lines():
+    text = "# Title\n\nFirst para\nstill first\n\n\nSecond\n```\ncode\n\nmore\n```\n\n## Sub\nunder sub\n"
+    assert split_paragraphs(text) == [
+        (1, 4, "# Title\nFirst para\nstill first"),  # a heading sticks to its paragraph
+        (7, 12, "Second\n```\ncode\n\nmore\n```"),  # a code block is never split
+        (14, 15, "## Sub\nunder sub"),
+    ]
+    assert split_paragraphs("a\nb\n\nc") == [(1, 2, "a\nb"), (4, 4, "c")]
+    long = "\n".join(f"line {i} " + "x" * 50 for i in range(100))
+    pieces = split_paragraphs(long, max_chars=300)
+    assert all(len(p) <= 300 for _, _, p in pieces)
+    assert pieces[0][0] == 1 and pieces[-1][1] == 100
+    assert sum(e - s + 1 for s, e, _ in pieces) == 100
+
+
+def make_notes(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    (folder / "garden.md").write_text(
+        "# Garden\n\nWater the tomato plants every morning in July.\n\n"
+        "Compost needs brown leaves and green kitchen scraps.\n"
+    )
+    (folder / "sub" / "computers.txt").write_text(
+        "My laptop fan is very loud.\n\nBack up the photos to the external drive every Sunday.\n"
+    )
+    (folder / ".hidden" / "secret.md").write_text("Water the tomato plants. This must not be indexed.\n")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    return folder
+
+
+def test_ingest_folder(tmp_path):
+    notes = make_notes(tmp_path / "notes")
+    assert [p.relative_to(notes).as_posix() for p in iter_files(notes)] == ["garden.md", "sub/computers.txt"]
+    passages = ingest_folder(notes)
+    assert [p.where for p in passages] == ["garden.md:1-3", "garden.md:5", "sub/computers.txt:1", "sub/computers.txt:3"]
+    assert passages[0].text.startswith("# Garden\nWater the tomato")
+    with pytest.raises(ValueError, match="not a folder"):
+        ingest_folder(tmp_path / "missing")
+
+
+def test_cli_builds_reuses_and_rebuilds(tmp_path, monkeypatch, capsys, embedder):
+    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("llmlab.search.default_embedder", lambda: embedder)
+    notes = make_notes(tmp_path / "notes")
+
+    assert cli([str(notes), "when should I irrigate my vegetables", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "built index" in out and "4 passages from 2 files" in out
+    first = out.splitlines()[2]
+    assert "garden.md:1-3" in first and float(first.split()[1]) > 0.3
+    assert folder_cache_path(notes).is_relative_to(tmp_path / "cache" / "indexes")
+
+    assert cli([str(notes), "saving copies of my pictures"]) == 0
+    out = capsys.readouterr().out
+    assert "cached index" in out and "sub/computers.txt:3" in out.splitlines()[2]
+
+    old = fingerprint(notes)
+    time.sleep(0.01)
+    (notes / "garden.md").write_text("Bees like lavender flowers.\n")
+    assert fingerprint(notes) != old
+    assert cli([str(notes), "insects that pollinate", "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "built index" in out and "garden.md:1" in out and "lavender" in out
+
+    index, rebuilt = index_folder(notes, embedder)
+    assert not rebuilt and len(index) == 3
+
+    assert cli([str(tmp_path / "missing"), "x"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli([str(notes), "x", "-k", "0"])
+
+
+def test_python_m_llmlab_search(tmp_path):
+    notes = make_notes(tmp_path / "notes")
+    env = {**os.environ, "LLMLAB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "llmlab", "search", str(notes), "noisy computer", "-k", "1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sub/computers.txt:1" in result.stdout and "laptop fan" in result.stdout
