@@ -170,7 +170,7 @@ def test_real_model_has_induction_heads(lm):
 def test_render_html_is_self_contained(text_weights):
     ids, tokens, w = text_weights
     scores = A.head_scores(w, ids)
-    page = A.render_html(tokens + [], w, scores=scores, title="t <x>")
+    page = A.render_html(tokens, w, scores=scores, title="t <x>")
     assert page.startswith("<!DOCTYPE html>") and "</html>" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", page)
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
@@ -193,6 +193,9 @@ def test_bad_layer_or_head_gives_clear_error(lm, text_weights):
         A.ablate_heads(lm, TEXT, (3, -1))
     with pytest.raises(ValueError, match=r"layer 99"):
         A.attention_from_weights(lm, TEXT, 99)
+    with pytest.raises(ValueError, match="pass layer="):
+        big = np.broadcast_to(np.float32(0), (30, 9, 400, 400))  # no memory used
+        A.render_html(["x"] * 400, big)
     with pytest.raises(ValueError, match="integer"):
         A.check_layer_head(lm, 1.5)
 

@@ -45,27 +45,27 @@ def hf_logits(lm, prompt_ids: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize("prompt", PLAIN_PROMPTS)
 def test_greedy_equals_transformers_plain(lm, prompt):
-    gen = G.generate(lm, prompt, max_new_tokens=12)
+    gen = G.generate(lm, prompt, max_new_tokens=10)
     assert gen.prompt_ids == lm.tokenizer(prompt)["input_ids"]
-    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 12)
+    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 10)
     assert gen.text == lm.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
     assert len(gen.steps) == len(gen.token_ids)
 
 
 @pytest.mark.parametrize("prompt", CHAT_PROMPTS, ids=["string", "messages"])
 def test_greedy_equals_transformers_chat(lm, prompt):
-    gen = G.generate(lm, prompt, max_new_tokens=12, chat=True)
+    gen = G.generate(lm, prompt, max_new_tokens=10, chat=True)
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     expected_prompt = lm.tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True
     )
     assert lm.tokenizer.decode(gen.prompt_ids) == expected_prompt
-    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 12)
+    assert gen.token_ids == hf_greedy(lm, gen.prompt_ids, 10)
 
 
 def test_greedy_without_cache_is_the_same(lm):
-    with_cache = G.generate(lm, PLAIN_PROMPTS[0], max_new_tokens=8)
-    without = G.generate(lm, PLAIN_PROMPTS[0], max_new_tokens=8, use_cache=False)
+    with_cache = G.generate(lm, PLAIN_PROMPTS[0], max_new_tokens=6)
+    without = G.generate(lm, PLAIN_PROMPTS[0], max_new_tokens=6, use_cache=False)
     assert without.token_ids == with_cache.token_ids
     for a, b in zip(with_cache.steps, without.steps, strict=True):
         assert a.prob == pytest.approx(b.prob, abs=1e-4)
@@ -335,7 +335,14 @@ def test_bar():
     assert G.bar(1 / 32, 4) == "▏   "
 
 
-def test_cli_prints_candidates_with_bars(lm, capsys):
+@pytest.fixture
+def cli_lm(lm, monkeypatch):
+    """Let the CLI reuse the session's model instead of loading it again."""
+    monkeypatch.setattr("llmlab.models.load_lm", lambda name=None: lm)
+    return lm
+
+
+def test_cli_prints_candidates_with_bars(cli_lm, capsys):
     assert G.cli(["The capital of France is", "--steps", "2", "--show", "3"]) == 0
     out = capsys.readouterr().out
     assert "step   1  → ' Paris'" in out
@@ -344,7 +351,7 @@ def test_cli_prints_candidates_with_bars(lm, capsys):
     assert "Text (2 steps):\nThe capital of France is Paris" in out
 
 
-def test_cli_sampling_chat_and_cut_marks(lm, capsys):
+def test_cli_sampling_chat_and_cut_marks(cli_lm, capsys):
     argv = ["Name a fruit.", "--chat", "--steps", "3", "--temperature", "0.8", "--top-k", "2"]
     assert G.cli([*argv, "--seed", "1"]) == 0
     first = capsys.readouterr().out
@@ -353,23 +360,34 @@ def test_cli_sampling_chat_and_cut_marks(lm, capsys):
     assert capsys.readouterr().out == first  # same seed, same screen
 
 
-def test_cli_bad_setting_exits_2(lm, capsys):
+def test_cli_bad_setting_exits_2(cli_lm, capsys):
     assert G.cli(["Hello", "--top-p", "2"]) == 2
     assert "top_p must be in (0, 1]" in capsys.readouterr().out
+    assert G.cli(["Hello", "--steps", "0"]) == 2
+    assert "max_new_tokens must be an integer >= 1" in capsys.readouterr().out
+    assert G.cli(["   "]) == 2
+    assert "The prompt is empty" in capsys.readouterr().out
+
+
+def test_llmlab_command_dispatches_explore(cli_lm, capsys):
+    from llmlab.cli import main
+
+    assert main(["explore", "The capital of France is", "--steps", "1", "--show", "2"]) == 0
+    assert "' Paris'" in capsys.readouterr().out
 
 
 # --- several samples at once ------------------------------------------------------------------
 
 
 def test_sample_many_greedy_rows_equal_generate(lm):
-    rows = G.sample_many(lm, "The capital of France is", n=3, max_new_tokens=6, temperature=0)
-    single = G.generate(lm, "The capital of France is", max_new_tokens=6)
-    assert [r.token_ids for r in rows] == [single.token_ids] * 3
+    rows = G.sample_many(lm, "The capital of France is", n=2, max_new_tokens=5, temperature=0)
+    single = G.generate(lm, "The capital of France is", max_new_tokens=5)
+    assert [r.token_ids for r in rows] == [single.token_ids] * 2
     assert rows[0].text == single.text
 
 
 def test_sample_many_is_seeded_and_varied(lm):
-    kwargs = dict(n=6, max_new_tokens=5, temperature=1.2, top_p=0.95)
+    kwargs = dict(n=4, max_new_tokens=4, temperature=1.2, top_p=0.95)
     a = G.sample_many(lm, "My favourite fruit is", seed=3, **kwargs)
     b = G.sample_many(lm, "My favourite fruit is", seed=3, **kwargs)
     assert [g.token_ids for g in a] == [g.token_ids for g in b]

@@ -233,6 +233,13 @@ def test_split_paragraphs_lines():
         (14, 15, "## Sub\nunder sub"),
     ]
     assert split_paragraphs("a\nb\n\nc") == [(1, 2, "a\nb"), (4, 4, "c")]
+    # headings and top-level list items start a passage; indented lines stay with their item
+    assert split_paragraphs("## A\n- one\n- two\n  more\n1. three\nText\n## B\nb") == [
+        (1, 2, "## A\n- one"),
+        (3, 4, "- two\n  more"),
+        (5, 6, "1. three\nText"),
+        (7, 8, "## B\nb"),
+    ]
     long = "\n".join(f"line {i} " + "x" * 50 for i in range(100))
     pieces = split_paragraphs(long, max_chars=300)
     assert all(len(p) <= 300 for _, _, p in pieces)

@@ -209,23 +209,16 @@ def test_training_is_deterministic():
     assert len(a.encode(text)) < len(text.encode("utf-8")) / 2  # merges really compress
 
 
-def test_training_equals_naive_recount():
-    """The incremental trainer picks the same merges as 'recount everything, merge the best'."""
+def test_incremental_training_equals_textbook_loop():
+    """RegexTokenizer's trainer (recounts only changed chunks) learns what the textbook loop learns."""
     from pydoc_data import topics
 
-    from llmlab.tokenization import best_pair
-
     text = topics.topics["if"] + topics.topics["while"]
-    ids = list(text.encode("utf-8"))
-    naive = {}
-    for k in range(40):
-        stats = get_stats(ids)
-        pair = best_pair(stats)
-        ids = merge(ids, pair, 256 + k)
-        naive[pair] = 256 + k
-    tok = BasicTokenizer()
-    tok.train(text, 256 + 40)
-    assert tok.merges == naive
+    basic = BasicTokenizer()  # the textbook loop: recount every pair, merge the best, repeat
+    basic.train(text, 256 + 60)
+    whole = RegexTokenizer(pattern=r"[\s\S]+")  # a "split" that keeps the text in one piece
+    whole.train(text, 256 + 60)
+    assert whole.merges == basic.merges
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -259,7 +259,7 @@ class HeadScores:
         return [(int(i // s.shape[1]), int(i % s.shape[1]), float(s.flat[i])) for i in order]
 
     def label(self, layer: int, head: int) -> str:
-        """``'L17 H4: prev 0.05 · first 0.09 · induction 0.78'``."""
+        """``'L17 H4: prev 0.00 · first 0.83 · induction 0.78'``."""
         ind = self.induction[layer, head]
         return (
             f"L{layer} H{head}: prev {self.previous_token[layer, head]:.2f}"
@@ -478,7 +478,7 @@ def render_html(
     (None = keep all). ``full_page=False`` gives a fragment for ``IPython.display.HTML``.
     Hover a token (left column or row) to see only its lines.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
         raise ValueError(f"weights must have shape (layers, heads, T, T), got {w.shape}.")
     if len(tokens) != w.shape[2]:
@@ -486,8 +486,15 @@ def render_html(
     check_layer_head(w, layer, head)
     layers = [layer] if layer is not None else list(range(w.shape[0]))
     heads = [head] if head is not None else list(range(w.shape[1]))
-    sub = w[np.ix_(layers, heads)]  # (len(layers), len(heads), T, T)
     T = w.shape[2]
+    n_bytes = len(layers) * len(heads) * T * T * 2  # 2 bytes per weight, before base64
+    if n_bytes > 50e6:
+        raise ValueError(
+            f"{len(layers)} layers × {len(heads)} heads × {T}² weights would make a "
+            f"{n_bytes * 4 / 3 / 1e6:,.0f} MB page; pass layer=... (and head=...) or use a "
+            "shorter text."
+        )
+    sub = w[np.ix_(layers, heads)].astype(np.float64)  # (len(layers), len(heads), T, T)
     q16 = np.round(np.clip(sub, 0, 1) * 65535).astype("<u2")  # 2 bytes per weight
     labels = [[scores.label(la, h) for h in heads] for la in layers] if scores is not None else None
     data = {

@@ -332,7 +332,8 @@ def plot_step(view: View, ax: Axes | None = None, chosen: int | None = None) -> 
     from matplotlib.patches import Patch
 
     ax.set_yticks(list(y), labels, fontfamily="monospace")
-    ax.set_xlim(0, 1.15)
+    top = max(max(r.tempered, r.final, r.prob) for r in rows) if rows else 1.0
+    ax.set_xlim(0, min(1.15, max(0.25, 1.15 * top + 0.1)))  # room for the labels
     ax.set_xlabel("probability")
     s = view.settings
 
@@ -358,9 +359,12 @@ def plot_step(view: View, ax: Axes | None = None, chosen: int | None = None) -> 
 def plot_exploration(ex: Exploration, step: int | None = None) -> Figure:
     """Top: each step's chosen-token probability (bars) and entropy (line). Bottom: the
     candidates at ``step`` (default: the first step)."""
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=(9, 6.5), layout="constrained")
+    # Made by pyplot (so a notebook knows how to show it) but closed at once, so it is shown only
+    # when you ask for it (`ex.figure` at the end of a cell), not after every call.
+    fig = plt.figure(figsize=(9, 6.5), layout="constrained")
+    plt.close(fig)
     top, bottom = fig.subplots(2, 1, height_ratios=[1, 1.3])
     xs = range(len(ex.steps))
     top.bar(xs, [s.prob for s in ex.steps], color=[_colour(s.prob) for s in ex.steps])
@@ -397,7 +401,9 @@ def _colour(prob: float) -> str:
     return next(colour for low, colour, _ in BANDS if prob >= low)
 
 
-def gltr_html(steps: Sequence[Any], prompt: str = "", legend: bool = True) -> str:
+def gltr_html(
+    steps: Sequence[Any], prompt: str = "", legend: bool = True, mark_forced: bool = True
+) -> str:
     """Generated text as HTML, each token's background coloured by its probability; hover shows
     probability, rank and entropy; a forced token is underlined. Accepts ``ExploreStep``s or
     ``llmlab.generation.Step``s. Self-contained: inline styles only, no scripts, no links."""
@@ -408,7 +414,7 @@ def gltr_html(steps: Sequence[Any], prompt: str = "", legend: bool = True) -> st
             ids = [c.token_id for c in getattr(s, "candidates", [])]
             rank = ids.index(s.token_id) + 1 if s.token_id in ids else None
         rank_text = f"rank {rank}" if rank is not None else f"rank > {len(s.candidates)}"
-        forced = getattr(s, "forced", False)
+        forced = mark_forced and getattr(s, "forced", False)
         title = (
             f"step {n}: {s.token!r} · p = {s.prob:.1%} · {rank_text} · "
             f"entropy {s.entropy:.2f} bits" + (" · forced" if forced else "")

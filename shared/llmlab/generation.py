@@ -321,7 +321,7 @@ def next_token_probs(
 
     ``next_token_probs(lm, "The capital of France is", k=1)[0].token -> ' Paris'``.
     """
-    _check_top_k(k)
+    _check_top_k(k, "k")
     probs = apply_temperature(next_token_logits(lm, prompt, chat=chat), temperature)  # (V,)
     return _top_candidates(lm, probs, k)
 
@@ -365,19 +365,7 @@ def generate(
     """
     import torch
 
-    _check_temperature(temperature)
-    if top_k is not None:
-        _check_top_k(top_k)
-    if top_p is not None:
-        _check_top_p(top_p)
-    if min_p is not None:
-        _check_min_p(min_p)
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
-    if repetition_penalty is not None and not repetition_penalty > 0:
-        raise ValueError(
-            f"repetition_penalty must be > 0 (1.0 = off, 1.1-1.3 typical), got {repetition_penalty}."
-        )
+    check_settings(temperature, top_k, top_p, min_p, max_new_tokens, repetition_penalty)
     if not isinstance(n_candidates, int) or n_candidates < 1:
         raise ValueError(f"n_candidates must be an integer >= 1, got {n_candidates!r}.")
 
@@ -461,14 +449,9 @@ def sample_many(
     """
     import torch
 
-    _check_temperature(temperature)
-    for check, value in ((_check_top_k, top_k), (_check_top_p, top_p), (_check_min_p, min_p)):
-        if value is not None:
-            check(value)
+    check_settings(temperature, top_k, top_p, min_p, max_new_tokens)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}.")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
     prompt_ids = encode_prompt(lm, prompt, chat=chat)
     check_fits(lm, len(prompt_ids), max_new_tokens)
     stop_ids = stop_token_ids(lm)
@@ -537,6 +520,32 @@ def perplexity(lm: LM, text: str) -> float:
 # --- checks -----------------------------------------------------------------------------------
 
 
+def check_settings(
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    max_new_tokens: int = 1,
+    repetition_penalty: float | None = None,
+) -> None:
+    """Raise ``ValueError`` naming the valid range if any generation setting is out of range."""
+    _check_temperature(temperature)
+    if top_k is not None:
+        _check_top_k(top_k)
+    if top_p is not None:
+        _check_top_p(top_p)
+    if min_p is not None:
+        _check_min_p(min_p)
+    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
+    if repetition_penalty is not None and not (
+        _is_number(repetition_penalty) and repetition_penalty > 0
+    ):
+        raise ValueError(
+            f"repetition_penalty must be > 0 (1.0 = off, 1.1-1.3 typical), got {repetition_penalty!r}."
+        )
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and not math.isnan(x)
 
@@ -546,9 +555,9 @@ def _check_temperature(t: float) -> None:
         raise ValueError(f"temperature must be >= 0 (0 = greedy, 1 = the model's own), got {t!r}.")
 
 
-def _check_top_k(k: int) -> None:
+def _check_top_k(k: int, name: str = "top_k") -> None:
     if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"top_k must be an integer >= 1, got {k!r}.")
+        raise ValueError(f"{name} must be an integer >= 1, got {k!r}.")
 
 
 def _check_top_p(p: float) -> None:
@@ -607,6 +616,12 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=5, help="candidates shown per step (default 5)")
     parser.add_argument("--model", default=None, help="model name (default: bundled SmolLM2)")
     args = parser.parse_args(argv)
+
+    try:  # check the settings before spending a second on loading the model
+        check_settings(args.temperature, args.top_k, args.top_p, args.min_p, args.steps)
+    except ValueError as exc:
+        print(f"llmlab explore: {exc}")
+        return 2
 
     from llmlab.models import load_lm
 

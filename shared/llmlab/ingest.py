@@ -6,8 +6,8 @@ specific enough to be a useful answer. Each passage remembers its file and line 
 can point you to the exact spot.
 
 Covers: walking a folder (skipping hidden folders such as ``.git`` and ``.venv``), splitting text
-at blank lines (a markdown heading sticks to the paragraph under it; a fenced code block is
-never split), cutting over-long paragraphs at line breaks, and a fingerprint of the folder
+at blank lines, headings and top-level list items (a heading sticks to the paragraph under it;
+a fenced code block is never split), cutting over-long paragraphs at line breaks, and a fingerprint of the folder
 (paths + sizes + modification times) that tells a cache when to rebuild.
 
 Leaves out: PDFs, HTML, notebooks, and token-aware or overlapping chunking (phase 4, RAG).
@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 EXTENSIONS = (".md", ".txt")
 SKIP_DIRS = {"node_modules", "__pycache__", "site-packages"}
+HEADING = re.compile(r"#{1,6}\s")  # "## Setup"
+LIST_ITEM = re.compile(r"([-*+]|\d+[.)])\s")  # "- item", "* item", "1. item" (not indented)
 MAX_CHARS = 1200  # ~250 tokens of English prose: longer paragraphs are cut at line breaks
 
 
@@ -44,21 +47,24 @@ class Passage:
 
 
 def split_paragraphs(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, int, str]]:
-    """Split text at blank lines into ``(line_start, line_end, paragraph)``, lines 1-based.
+    """Split text into ``(line_start, line_end, paragraph)``, lines 1-based.
 
-    ``split_paragraphs("a\\nb\\n\\nc") -> [(1, 2, "a\\nb"), (4, 4, "c")]``
+    A paragraph ends at a blank line; a markdown heading or a top-level list item ("- ", "1. ")
+    starts a new one. ``split_paragraphs("a\\nb\\n\\nc") -> [(1, 2, "a\\nb"), (4, 4, "c")]``
     """
     blocks: list[list[tuple[int, str]]] = []  # each block: [(line_no, line), ...]
     current: list[tuple[int, str]] = []
     in_fence = False
     for no, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith(("```", "~~~")):
+        fence = line.lstrip().startswith(("```", "~~~"))
+        starts_block = not in_fence and (HEADING.match(line) or LIST_ITEM.match(line))
+        if fence:
             in_fence = not in_fence
-        if not line.strip() and not in_fence:
+        if (not line.strip() and not in_fence) or starts_block:
             if current:
                 blocks.append(current)
             current = []
-        else:
+        if line.strip() or in_fence:
             current.append((no, line.rstrip()))
     if current:
         blocks.append(current)
@@ -67,7 +73,7 @@ def split_paragraphs(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, i
     merged: list[list[tuple[int, str]]] = []
     carry: list[tuple[int, str]] = []
     for block in blocks:
-        if all(line.lstrip().startswith("#") for _, line in block):
+        if all(HEADING.match(line) for _, line in block):
             carry += block
             continue
         merged.append(carry + block)

@@ -74,13 +74,17 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return best[order]
 
 
+def _check_k(k: int) -> None:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
+
+
 def _check_query(query: str, k: int) -> None:
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}.")
     if not query.strip():
         raise ValueError("The query is empty: type some words to search for.")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
+    _check_k(k)
 
 
 class _Records:
@@ -144,6 +148,7 @@ class SemanticIndex(_Records):
         self.model_name = _model_name(self.embedder)  # the model every stored vector came from
         self.dim: int | None = None
         self.vectors = np.zeros((0, 0), dtype=np.float32)  # (n, dim) unit vectors, one per text
+        self.manifest: dict = {}  # filled by load(): what the saved index says about itself
 
     def add(
         self,
@@ -182,8 +187,10 @@ class SemanticIndex(_Records):
 
     def search_vector(self, q: np.ndarray, k: int = 5) -> list[Hit]:
         """Like ``search``, for a query that is already an embedding of shape ``(dim,)``."""
+        _check_k(k)
         if len(self) == 0:
             raise ValueError("The index is empty: add() some texts before searching.")
+        q = np.asarray(q, dtype=np.float32)
         if q.shape != (self.dim,):
             raise ModelMismatchError(f"The query vector has shape {q.shape}; this index needs ({self.dim},).")
         scores = self.vectors @ q  # (n,) cosine similarities: all vectors have length 1
@@ -225,7 +232,11 @@ class SemanticIndex(_Records):
             if path.exists():  # move the old index aside, put the new one in place, then delete
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}-old-", dir=path.parent))
                 os.replace(path, old / "index")
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                if not (path / "manifest.json").is_file():  # another process saved first: keep theirs
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             if old is not None:
@@ -419,7 +430,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         index, rebuilt = index_folder(args.path, rebuild=args.rebuild)
         hits = index.search(args.query, k=args.k)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"llmlab search: {exc}", file=sys.stderr)
         return 2
     files = len({m["file"] for m in index.metadata})

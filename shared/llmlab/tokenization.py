@@ -234,8 +234,11 @@ class Tokenizer:
             best = min(ranks)
             if best == NEVER:
                 break  # nothing left to merge
-            i = ranks.index(best)  # the leftmost occurrence first, as tiktoken does
-            ids[i : i + 2] = [best]  # the pair becomes the merged token (its id is the merge's id)
+            i = ranks.index(best)
+            # merge every occurrence of that pair (its merged id is `best`). tiktoken merges one
+            # occurrence at a time, leftmost first; that gives the same result, because no pair
+            # created by this merge can have an earlier rank than the occurrences still waiting.
+            ids = merge(ids, (ids[i], ids[i + 1]), best)
         return ids
 
     def clear_cache(self) -> None:
@@ -244,18 +247,28 @@ class Tokenizer:
 
 
 class BasicTokenizer(Tokenizer):
-    """BPE straight on the bytes of the whole text: merges may cross word boundaries ("e t" -> "e t")."""
+    """BPE straight on the bytes of the whole text: merges may cross word boundaries (e.g. "e t")."""
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
-        """Learn ``vocab_size - 256`` merges from ``text``."""
+        """Learn ``vocab_size - 256`` merges from ``text``: the textbook loop, count -> merge -> repeat."""
         _check_train_args(text, vocab_size)
         self.__init__()
-        vocab = dict(self.vocab)
-        self.merges = _train_merges(
-            [list(text.encode("utf-8"))], [1], vocab_size - 256, 256, verbose, vocab
-        )
-        for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
-            self.vocab[idx] = self.vocab[a] + self.vocab[b]
+        ids = list(text.encode("utf-8"))
+        for idx in range(256, vocab_size):
+            stats = get_stats(ids)
+            if not stats:
+                raise ValueError(
+                    f"The text ran out of pairs after {idx - 256} merges (asked for {vocab_size - 256}). "
+                    f"Give more text or a vocab_size of at most {idx}."
+                )
+            pair = best_pair(stats)
+            ids = merge(ids, pair, idx)
+            self.merges[pair] = idx
+            self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
+            if verbose:
+                print(
+                    f"merge {idx - 255}/{vocab_size - 256}: {pair} -> {idx} {render_token(self.vocab[idx])!r}"
+                )
 
     def encode(self, text: str) -> list[int]:
         """Text to ids (no pre-splitting, no special tokens)."""
