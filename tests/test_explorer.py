@@ -93,6 +93,11 @@ def test_sampling_is_seeded_and_undo_works(lm):
     removed = ex.undo()
     assert len(ex.steps) == 1 and removed is not None
     assert ex.step().token_id == removed.token_id  # greedy: same branch again
+    # after undo and a forced branch, the (KV-cached) distribution still equals a fresh forward pass
+    ex.undo()
+    ex.step(" Lyon")
+    fresh = model_probs(lm, ex.ids)
+    assert torch.allclose(ex.distributions()[0], fresh, atol=1e-5)
 
 
 def test_bad_input_gives_clear_errors(lm):

@@ -12,10 +12,10 @@ Covers:
 - ``ExplorerApp``: the ipywidgets app (prompt box, sliders, step / undo buttons, a bar chart of the
   candidates, one button per candidate to force it, the coloured text so far).
 
-Leaves out: a KV cache (each step re-reads the whole text; prompts here are short, and cached
-steps make undo instant), repetition penalties and beam search. The model's own probabilities
-(temperature 1, nothing cut) are what the colours and entropies show; the sampling settings only
-change which token is drawn.
+Each step reads only the new token (a KV cache, cut back on undo) and every distribution is
+remembered, so undo and slider moves are instant. The model's own probabilities (temperature 1,
+nothing cut) are what the colours and entropies show; the sampling settings only change which
+token is drawn. Leaves out: repetition penalties, beam search, batching.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llmlab.context import _make_cache, cache_tensors
 from llmlab.generation import (
+    _cache_kw,
+    _cache_out,
     apply_temperature,
+    check_fits,
     encode_prompt,
     entropy,
     filter_min_p,
     filter_top_k,
     filter_top_p,
-    next_token_logits,
     renormalize,
     stop_token_ids,
 )
@@ -147,6 +150,7 @@ class Explorer:
         self.steps: list[ExploreStep] = []
         self.rng = torch.Generator().manual_seed(seed)
         self._logits: dict[tuple[int, ...], torch.Tensor] = {}  # prefix -> next-token logits
+        self._cache: tuple[list[int], list] | None = None  # (ids, per-layer keys/values)
         self._stop = stop_token_ids(lm)
 
     @property
@@ -167,8 +171,30 @@ class Explorer:
         """The model's scores for the next token, shape ``(vocab_size,)`` (cached per prefix)."""
         key = tuple(self.ids)
         if key not in self._logits:
-            self._logits[key] = next_token_logits(self.lm, list(key))
+            self._logits[key] = self._forward(list(key))
         return self._logits[key]
+
+    def _forward(self, ids: list[int]) -> torch.Tensor:
+        """Next-token logits for ``ids``, reading only the tokens the KV cache does not hold yet."""
+        import torch
+
+        check_fits(self.lm, len(ids), 1)
+        n, kvs = 0, []
+        if self._cache is not None:  # reuse the longest common prefix (undo = cut the cache)
+            old_ids, old_kvs = self._cache
+            while n < min(len(old_ids), len(ids) - 1) and old_ids[n] == ids[n]:
+                n += 1
+            kvs = [(k[..., :n, :], v[..., :n, :]) for k, v in old_kvs]  # (B, kv_heads, n, hd)
+        cache = _make_cache(self.lm.model.config, kvs) if n else None
+        with torch.inference_mode():
+            out = self.lm.model(
+                input_ids=torch.tensor([ids[n:]]),  # (1, new tokens)
+                use_cache=True,
+                logits_to_keep=1,
+                **{_cache_kw(self.lm.model): cache},
+            )
+        self._cache = (ids, cache_tensors(_cache_out(out)))
+        return out.logits[0, -1].float()  # (V,)
 
     def distributions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(model probs, after temperature, after filters) -- each ``(vocab_size,)``."""

@@ -7,7 +7,9 @@ Covers:
   punctuation and whitespace never merge across each other), with special tokens like
   ``<|endoftext|>`` and a tiktoken-style ``encode(text, allowed_special=...)``.
 - ``RegexTokenizer.from_tiktoken(encoding)``: rebuilds the merge list from a tiktoken encoding's
-  ranks, so our encoder gives exactly tiktoken's ids (checked id for id in the tests).
+  ranks, so our encoder gives exactly tiktoken's ids (checked id for id in the tests). The one
+  known gap: characters added to Unicode after the tables compiled into tiktoken, which the
+  (newer) `regex` module may class as letters.
 - Helpers for looking at tokens with any tokenizer (tiktoken, Hugging Face, or ours):
   ``token_pieces``, ``show_tokens`` (a coloured view with the id on hover, plain HTML, no scripts),
   ``count_tokens`` and ``token_cost``.
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from itertools import pairwise  # pairwise([1, 2, 3]) -> (1, 2), (2, 3)
 from typing import Any, Literal
 
-import regex  # the third-party `regex` module: the GPT-4 pattern needs \p{L} and possessive `++`
+import regex  # the third-party `regex` module: GPT-4's pattern needs \p{L}, which `re` lacks
 
 # GPT-4's split pattern (cl100k_base), as tiktoken writes it. Read it as alternatives, tried in order:
 #   '(?i:[sdmt]|ll|ve|re)       contractions: 's 't 'll 've 're (any case)
@@ -93,16 +95,18 @@ def best_pair(stats: dict[Pair, int]) -> Pair:
 def _train_merges(
     chunks: list[list[int]],
     counts: list[int],
+    vocab: dict[int, bytes],
     num_merges: int,
-    first_id: int,
     verbose: bool = False,
-    vocab: dict[int, bytes] | None = None,
 ) -> dict[Pair, int]:
-    """Learn ``num_merges`` merges from ``chunks`` (each seen ``counts[i]`` times); new ids start at ``first_id``.
+    """Learn ``num_merges`` merges from ``chunks`` (chunk i occurs ``counts[i]`` times in the text).
 
-    Same result as "recount all pairs, merge the best, repeat", but after each merge only the chunks
-    that contained the pair are recounted.
+    New ids follow the ids already in ``vocab``, and each new token is added to ``vocab``.
+    Same result as "recount all pairs, merge the best, repeat" (the textbook loop of
+    ``BasicTokenizer.train``), but after each merge only the chunks that contained the pair are
+    recounted, so training on a whole book takes seconds.
     """
+    first_id = len(vocab)
     stats: dict[Pair, int] = {}
     where: dict[Pair, set[int]] = {}  # pair -> indices of the chunks it occurs in
     for i, (ids, n) in enumerate(zip(chunks, counts, strict=True)):
@@ -135,8 +139,8 @@ def _train_merges(
             chunks[i] = new
         stats.pop(pair, None)
         merges[pair] = idx
-        if verbose and vocab is not None:
-            vocab[idx] = vocab[pair[0]] + vocab[pair[1]]
+        vocab[idx] = vocab[pair[0]] + vocab[pair[1]]
+        if verbose:
             print(f"merge {k + 1}/{num_merges}: {pair} -> {idx} {render_token(vocab[idx])!r}")
     return merges
 
@@ -172,9 +176,8 @@ class Tokenizer:
     """What every tokenizer here shares: a vocabulary (id -> bytes), merges, special tokens, decoding."""
 
     def __init__(self) -> None:
-        self.merges: dict[
-            Pair, int
-        ] = {}  # (left id, right id) -> merged id; lower id = earlier merge
+        # (left id, right id) -> merged id; a lower id means an earlier merge
+        self.merges: dict[Pair, int] = {}
         self.byte_ids: list[int] = list(range(256))  # byte value -> its id (GPT-4 permutes these)
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self.special_tokens: dict[str, int] = {}  # e.g. {"<|endoftext|>": 100257}
@@ -209,14 +212,11 @@ class Tokenizer:
             elif i in inverse_special:
                 parts.append(inverse_special[i])
             else:
+                specials = (
+                    f", plus special ids {sorted(inverse_special)}" if inverse_special else ""
+                )
                 raise ValueError(
-                    f"Unknown token id {i!r}: ids go from 0 to {max(self.vocab)}"
-                    + (
-                        f", plus special tokens {sorted(inverse_special)}"
-                        if inverse_special
-                        else ""
-                    )
-                    + "."
+                    f"Unknown token id {i!r}: ids go from 0 to {max(self.vocab)}{specials}."
                 )
         return b"".join(parts)
 
@@ -247,7 +247,7 @@ class Tokenizer:
 
 
 class BasicTokenizer(Tokenizer):
-    """BPE straight on the bytes of the whole text: merges may cross word boundaries (e.g. "e t")."""
+    """BPE straight on the bytes of the whole text, no split: learns tokens like 'e ' (word end + space)."""
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
         """Learn ``vocab_size - 256`` merges from ``text``: the textbook loop, count -> merge -> repeat."""
@@ -294,16 +294,12 @@ class RegexTokenizer(Tokenizer):
         """Learn ``vocab_size - 256`` merges from ``text``; merges never cross chunk boundaries."""
         _check_train_args(text, vocab_size)
         self.__init__(self.pattern, self.cache_size)
-        chunk_counts = Counter(
-            self.split(text)
-        )  # each distinct chunk once, with how often it occurs
+        # each distinct chunk once, with how often it occurs: " the" is handled once, not per occurrence
+        chunk_counts = Counter(self.split(text))
         chunks = [list(c.encode("utf-8")) for c in chunk_counts]
-        vocab = dict(self.vocab)
         self.merges = _train_merges(
-            chunks, list(chunk_counts.values()), vocab_size - 256, 256, verbose, vocab
+            chunks, list(chunk_counts.values()), self.vocab, vocab_size - 256, verbose
         )
-        for (a, b), idx in sorted(self.merges.items(), key=lambda kv: kv[1]):
-            self.vocab[idx] = self.vocab[a] + self.vocab[b]
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Text to ids, treating special-token strings as plain text."""
@@ -453,14 +449,10 @@ def token_pieces(
         ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
         names = tokenizer.convert_ids_to_tokens(ids)
         specials = set(tokenizer.all_special_tokens)
+        byte_level = _is_byte_level(tokenizer)  # pieces like 'Ġworld' stand for bytes (' world')
         pieces = []
         for i, name in zip(ids, names, strict=True):
-            if (
-                name not in specials
-                and name
-                and all(c in _UNICODE_TO_BYTE for c in name)
-                and _is_byte_level(tokenizer)
-            ):
+            if byte_level and name not in specials and all(c in _UNICODE_TO_BYTE for c in name):
                 name = render_token(bytes(_UNICODE_TO_BYTE[c] for c in name))
             pieces.append(TokenPiece(int(i), name))
         return pieces
@@ -471,6 +463,7 @@ def token_pieces(
 
 
 def _is_byte_level(hf_tokenizer: Any) -> bool:
+    """True for GPT-2-style byte-level BPE tokenizers (SmolLM2's), False for WordPiece etc."""
     backend = getattr(hf_tokenizer, "backend_tokenizer", None)
     return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
 
