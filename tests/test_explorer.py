@@ -155,3 +155,8 @@ def test_widget_app_builds_and_responds(lm):
     app.prompt_box.value = ""
     app.restart_button.click()
     assert "empty" in app.status.value  # a bad prompt is reported, not raised
+    bad = E.ExplorerApp(lm, prompt="")  # an invalid first prompt: status says why, nothing breaks
+    assert "empty" in bad.status.value
+    bad.step_button.click()
+    bad.temperature.value = 0.5
+    assert bad.explorer is None

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmlab.ingest import fingerprint, ingest_folder, iter_files, split_paragraphs
 from llmlab.search import (
@@ -245,6 +247,22 @@ def test_split_paragraphs_lines():
     assert all(len(p) <= 300 for _, _, p in pieces)
     assert pieces[0][0] == 1 and pieces[-1][1] == 100
     assert sum(e - s + 1 for s, e, _ in pieces) == 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", "  ", "# Head", "## Sub", "- item", "  indented", "1. step",
+                                 "```", "plain text", "x" * 70]), max_size=40))
+def test_split_paragraphs_keeps_every_line_once(lines):
+    text = "\n".join(lines)
+    pieces = split_paragraphs(text, max_chars=150)
+    # every non-blank line lands in exactly one passage, in order, and line numbers point at it
+    assert [ln for _, _, p in pieces for ln in p.splitlines() if ln.strip()] == [
+        ln.rstrip() for ln in lines if ln.strip()
+    ]
+    for start, end, para in pieces:
+        span = [ln.rstrip() for ln in lines[start - 1 : end] if ln.strip()]
+        assert span == [ln for ln in para.splitlines() if ln.strip()]
+    assert all(e1 < s2 for (_, e1, _), (s2, _, _) in zip(pieces, pieces[1:], strict=False))
 
 
 def make_notes(folder: Path) -> Path:

@@ -210,6 +210,8 @@ def truncate_chat(
     def cost(idx: list[int]) -> int:
         return count_chat_tokens(lm, [msgs[i] for i in sorted(idx)])
 
+    if cost(list(range(len(msgs)))) <= budget:
+        return msgs  # it all fits: nothing to drop
     need = cost(pinned + [last])
     if need > budget:
         raise ContextWindowError(

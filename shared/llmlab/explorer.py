@@ -368,8 +368,8 @@ def plot_step(view: View, ax: Axes | None = None, chosen: int | None = None) -> 
 
     ax.set_title(
         f"T={s.temperature:g}  top-k={off(s.top_k)}  top-p={off(s.top_p)}  min-p={off(s.min_p)}"
-        f"  ·  tokens kept: {view.n_kept}  ·  entropy {max(view.entropy, 0):.2f} → "
-        f"{max(view.entropy_final, 0):.2f} bits",
+        f"  ·  tokens kept: {view.n_kept}  ·  entropy {abs(view.entropy):.2f} → "
+        f"{abs(view.entropy_final):.2f} bits",
         fontsize=9,
     )
     handles = [
@@ -524,6 +524,8 @@ class ExplorerApp:
         self.undo_button.on_click(lambda _: self.undo())
         for s in (self.temperature, self.top_k, self.top_p, self.min_p):
             s.observe(lambda _: self.refresh(), names="value")
+        self.chat_box.observe(lambda _: self.restart(), names="value")
+        self.explorer: Explorer | None = None
 
         self.widget = w.VBox(
             [
@@ -567,6 +569,8 @@ class ExplorerApp:
 
     def step(self, n: int = 1) -> None:
         """Draw ``n`` tokens with the current settings."""
+        if self.explorer is None:
+            return
         for _ in range(n):
             if self.explorer.done:
                 break
@@ -575,13 +579,14 @@ class ExplorerApp:
 
     def force(self, token_id: int) -> None:
         """Take ``token_id`` as the next token (what clicking a candidate does)."""
-        if not self.explorer.done:
+        if self.explorer is not None and not self.explorer.done:
             self.explorer.step(token_id)
         self.refresh()
 
     def undo(self) -> None:
         """Remove the last token."""
-        self.explorer.undo()
+        if self.explorer is not None:
+            self.explorer.undo()
         self.refresh()
 
     def refresh(self) -> None:
@@ -590,6 +595,8 @@ class ExplorerApp:
         import matplotlib.pyplot as plt
 
         ex = self.explorer
+        if ex is None:  # the first prompt was invalid; the status line says why
+            return
         ex.settings = self.settings()
         view = ex.view()
         fig, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
