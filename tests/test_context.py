@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmlab import context as C
-from llmlab.generation import ContextWindowError, _cache_kw, _cache_out, check_fits
+from llmlab.generation import ContextWindowError, cache_from_output, cache_kwarg, check_fits
 
 CHATS = [
     [{"role": "user", "content": "hi"}],
@@ -79,7 +79,7 @@ def test_kv_cache_formula_matches_real_cache(lm):
     ids = C.chat_token_ids(lm, CHATS[1])
     with torch.inference_mode():
         out = lm.model(input_ids=torch.tensor([ids]), use_cache=True)
-    cache = _cache_out(out)
+    cache = cache_from_output(out)
     kvs = C.cache_tensors(cache)
     assert len(kvs) == lm.model.config.num_hidden_layers
     assert tuple(kvs[0][0].shape) == (1, 3, len(ids), 64)  # (B, kv_heads, T, head_dim)
@@ -87,9 +87,9 @@ def test_kv_cache_formula_matches_real_cache(lm):
     # one more token adds exactly one token's worth
     with torch.inference_mode():
         out = lm.model(
-            input_ids=torch.tensor([[ids[-1]]]), use_cache=True, **{_cache_kw(lm.model): cache}
+            input_ids=torch.tensor([[ids[-1]]]), use_cache=True, **{cache_kwarg(lm.model): cache}
         )
-    assert C.cache_tensor_bytes(_cache_out(out)) == C.kv_cache_bytes(lm.model.config, len(ids) + 1)
+    assert C.cache_tensor_bytes(cache_from_output(out)) == C.kv_cache_bytes(lm.model.config, len(ids) + 1)
 
 
 def test_random_cache_has_real_shape_and_timing_runs(lm):

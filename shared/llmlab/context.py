@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmlab.generation import ContextWindowError, _cache_kw, _cache_out
+from llmlab.generation import ContextWindowError, cache_from_output, cache_kwarg
 
 if TYPE_CHECKING:
     import torch
@@ -243,7 +243,7 @@ def decode_seconds(lm: LM, n_context: int, n_steps: int = 8, seed: int = 0) -> f
     """
     import torch
 
-    kw = _cache_kw(lm.model)
+    kw = cache_kwarg(lm.model)
     kvs = cache_tensors(random_cache(lm.model.config, n_context, seed))
     times = []
     with torch.inference_mode():
@@ -342,11 +342,11 @@ def needle_test(
     head, tail = _chat_parts(lm)
     intro = ids(head + "Read this text carefully.\n\n")
     context = intro + haystack  # the shared part: read once
-    kw = _cache_kw(lm.model)
+    kw = cache_kwarg(lm.model)
     results = []
     with torch.inference_mode():
         out = lm.model(input_ids=torch.tensor([context]), use_cache=True, logits_to_keep=1)
-        kvs = cache_tensors(_cache_out(out))
+        kvs = cache_tensors(cache_from_output(out))
         for d, k, v in zip(depths, keys, values, strict=True):
             question = ids(
                 f"\n\nWhat is the code for the {k} door? Answer with the code only."
@@ -365,7 +365,7 @@ def needle_test(
                 n_asked = len(context) + len(question)
                 asked = [
                     (k_[..., :n_asked, :], v_[..., :n_asked, :])
-                    for k_, v_ in cache_tensors(_cache_out(out))
+                    for k_, v_ in cache_tensors(cache_from_output(out))
                 ]
                 cache = _make_cache(lm.model.config, asked)
                 guess = guess[:1]
@@ -373,7 +373,7 @@ def needle_test(
                     step = lm.model(
                         input_ids=torch.tensor([guess[-1:]]), use_cache=True, **{kw: cache}
                     )
-                    cache = _cache_out(step)
+                    cache = cache_from_output(step)
                     guess.append(int(step.logits[0, -1].argmax()))
             results.append(
                 NeedleResult(

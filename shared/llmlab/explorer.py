@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from llmlab.context import _make_cache, cache_tensors
 from llmlab.generation import (
-    _cache_kw,
-    _cache_out,
     apply_temperature,
+    cache_from_output,
+    cache_kwarg,
     check_fits,
     encode_prompt,
     entropy,
@@ -191,9 +191,9 @@ class Explorer:
                 input_ids=torch.tensor([ids[n:]]),  # (1, new tokens)
                 use_cache=True,
                 logits_to_keep=1,
-                **{_cache_kw(self.lm.model): cache},
+                **{cache_kwarg(self.lm.model): cache},
             )
-        self._cache = (ids, cache_tensors(_cache_out(out)))
+        self._cache = (ids, cache_tensors(cache_from_output(out)))
         return out.logits[0, -1].float()  # (V,)
 
     def distributions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -292,13 +292,14 @@ def apply_penalties(
 # --- the model --------------------------------------------------------------------------------
 
 
-def _cache_kw(model: Any) -> str:
+def cache_kwarg(model: Any) -> str:
     """transformers >= 5.2x calls the KV cache argument ``cache``; older versions ``past_key_values``."""
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _cache_out(out: Any) -> Any:
+def cache_from_output(out: Any) -> Any:
+    """The KV cache a forward pass handed back (``out.cache`` or ``out.past_key_values``)."""
     cache = getattr(out, "cache", None)
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
@@ -377,7 +378,7 @@ def generate(
         rng.manual_seed(seed)
     else:
         rng.seed()
-    cache_kw = _cache_kw(lm.model)
+    cache_kw = cache_kwarg(lm.model)
 
     ids = list(prompt_ids)  # everything so far: prompt + new tokens
     new_ids: list[int] = []
@@ -391,7 +392,7 @@ def generate(
                 out = lm.model(
                     input_ids=feed, use_cache=True, logits_to_keep=1, **{cache_kw: cache}
                 )
-                cache = _cache_out(out)  # now holds the keys/values of all of `ids`
+                cache = cache_from_output(out)  # now holds the keys/values of all of `ids`
             else:  # no memory: read the whole sequence again
                 out = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
             logits = out.logits[0, -1].float()  # (V,) scores for the next token
@@ -460,7 +461,7 @@ def sample_many(
         rng.manual_seed(seed)
     else:
         rng.seed()
-    cache_kw = _cache_kw(lm.model)
+    cache_kw = cache_kwarg(lm.model)
 
     rows: list[list[int]] = [[] for _ in range(n)]
     done = [False] * n
@@ -469,7 +470,7 @@ def sample_many(
     with torch.inference_mode():
         for _ in range(max_new_tokens):
             out = lm.model(input_ids=feed, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
-            cache = _cache_out(out)
+            cache = cache_from_output(out)
             logits = out.logits[:, -1].float()  # (n, V)
             if temperature == 0:
                 nxt = logits.argmax(-1)  # (n,)
