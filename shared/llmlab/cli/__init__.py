@@ -1,7 +1,10 @@
-"""The ``llmlab`` command: one entry point, one subcommand per topic.
+"""The ``llmlab`` command: one entry point, one subcommand per file in this folder.
 
-Each subcommand lives in the module it belongs to, as a function ``cli(argv) -> int``,
-and is imported only when used, so ``llmlab doctor`` never waits for a module it does not need.
+Each subcommand is a module ``llmlab.cli.<name>`` with a function ``cli(argv) -> int`` that
+parses the learner's flags and calls the library; it is imported only when used, so
+``llmlab doctor`` never waits for torch. Every subcommand reports bad input the same way:
+one line on stderr that names the flag the learner typed, exit code 2, no traceback
+(``llmlab.cli.errors``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import sys
 
 # subcommand -> (module that defines `cli(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("llmlab.doctor", "check that Python, torch and the bundled models are ready"),
-    "search": ("llmlab.search", "semantic search over a folder of .md/.txt files"),
-    "explore": ("llmlab.generation", "step through generation, showing each token's candidates"),
-    "attend": ("llmlab.attention", "show which tokens attend to which (heat map / HTML)"),
+    "doctor": ("llmlab.cli.doctor", "check that Python, torch and the bundled models are ready"),
+    "search": ("llmlab.cli.search", "semantic search over a folder of .md/.txt files"),
+    "explore": ("llmlab.cli.explore", "step through generation, showing each token's candidates"),
+    "attend": ("llmlab.cli.attend", "show which tokens attend to which (heat map / HTML)"),
 }
 
 
