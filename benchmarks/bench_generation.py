@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from llmlab.generation import encode_prompt, generate
+from llmlab.chat_template import encode_prompt
+from llmlab.generation import generate
 from llmlab.models import load_lm
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"

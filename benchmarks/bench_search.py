@@ -20,19 +20,17 @@ Goal: under 20 ms per query at 100k stored vectors on 2 CPU cores.
 
 from __future__ import annotations
 
-import csv
 import os
 import statistics
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
+from llmlab.datasets import load_stsb
 from llmlab.embeddings import default_embedder, embed
 from llmlab.search import SemanticIndex
 
-DATA = Path(__file__).resolve().parents[1] / "phase-1-embeddings" / "data" / "stsb-en-test.csv"
 DIM = 384
 QUERIES = [
     "how do I get my dog to stop barking",
@@ -44,9 +42,8 @@ QUERIES = [
 
 
 def sentences(n: int) -> list[str]:
-    with open(DATA, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    return [s for row in rows for s in row[:2]][:n]
+    """The first ``n`` STS-B test sentences (both sides of each pair, in file order)."""
+    return [s for pair in load_stsb() for s in (pair.sentence1, pair.sentence2)][:n]
 
 
 def random_index(n: int, model) -> SemanticIndex:

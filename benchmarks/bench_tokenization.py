@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_tokenization.py
 
 Corpus: English prose that ships with Python, the reference-manual text in ``pydoc_data.topics``
-(PSF licence, ~466 KB), plus the STS-B test sentences from phase-1-embeddings/data (CC BY-SA).
+(PSF licence, ~466 KB), plus the STS-B test sentences (``llmlab.datasets.load_stsb``, CC BY-SA).
 
 The chunk cache would flatter repeated text (the second copy of a text is pure look-ups), so:
 - "cold": the cache is emptied before every pass, and each pass is one copy of the corpus;
@@ -11,43 +11,31 @@ The chunk cache would flatter repeated text (the second copy of a text is pure l
 - "warm": a pass right after a cold one, all chunks cached (the best case: lots of similar text).
 tiktoken encodes the same passes, single-threaded (``encode_ordinary``). The contenders take turns
 pass by pass and each one's fastest pass is reported (like timeit), so a busy machine slows them
-alike. MB = 10**6 bytes of UTF-8.
+alike: ``llmlab.tokens.encoding_speeds``, the same measurement the bpe-from-scratch notebook makes.
+MB = 10**6 bytes of UTF-8.
 Goal: the from-scratch encoder reaches at least 5% of tiktoken's throughput on English prose.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import platform
 import time
-from pathlib import Path
 from pydoc_data import topics
 
 import llmlab
-from llmlab.tokenization import BasicTokenizer, RegexTokenizer
-
-ROOT = Path(__file__).resolve().parent.parent
-STSB = ROOT / "phase-1-embeddings" / "data" / "stsb-en-test.csv"
+from llmlab.bpe import BasicTokenizer, RegexTokenizer
+from llmlab.datasets import load_stsb
+from llmlab.tokens import encoding_speeds
 
 
 def corpora() -> dict[str, str]:
-    texts = {"pydoc topics": "\n\n".join(topics.topics.values())}
-    if STSB.is_file():
-        with open(STSB, encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
-        texts["STS-B sentences"] = "\n".join(s for row in rows for s in row[:2])
-    return texts
-
-
-def best_seconds(fn, text: str, before=None) -> float:
-    """Wall time of one ``fn(text)``; ``before()`` runs untimed first."""
-    if before:
-        before()
-    t0 = time.perf_counter()
-    fn(text)
-    return time.perf_counter() - t0
+    sentences = [s for pair in load_stsb() for s in (pair.sentence1, pair.sentence2)]
+    return {
+        "pydoc topics": "\n\n".join(topics.topics.values()),
+        "STS-B sentences": "\n".join(sentences),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,17 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_chunks:,} chunks, {n_distinct:,} distinct; ids identical to tiktoken: {same}"
         )
         ok &= same
-        # Interleave the contenders pass by pass and keep each one's fastest pass (like timeit):
-        # on a busy machine this compares them under the same conditions.
-        times: dict[str, list[float]] = {"tiktoken": [], "cold": [], "warm": [], "split": []}
-        for _ in range(passes):
-            times["tiktoken"].append(best_seconds(enc.encode_ordinary, text))
-            times["cold"].append(best_seconds(ours.encode_ordinary, text, before=ours.clear_cache))
-            times["warm"].append(best_seconds(ours.encode_ordinary, text))  # cache just filled
-            times["split"].append(best_seconds(ours.split, text))
-        tk, cold, warm, split = (
-            size / min(times[k]) / 1e6 for k in ("tiktoken", "cold", "warm", "split")
-        )
+        speeds = encoding_speeds(ours, text, reference=enc, repeat=passes)  # MB/s, best pass
+        tk, cold, warm, split = (speeds[k] for k in ("reference", "cold", "warm", "split"))
         print(f"  tiktoken (Rust, 1 thread)       {tk:7.2f} MB/s")
         print(
             f"  from scratch, cold cache        {cold:7.2f} MB/s   = {cold / tk:6.1%} of tiktoken"

@@ -10,12 +10,15 @@ from hypothesis.extra.numpy import arrays
 
 from llmlab.embeddings import (
     PROGRESS_MIN_TEXTS,
+    check_texts,
     cosine_similarity,
     default_embedder,
     embed,
     embed_steps,
     mean_pool,
     normalize,
+    text_read,
+    token_count,
 )
 
 TEXTS = [
@@ -160,3 +163,23 @@ def test_long_text_is_truncated_at_256_tokens(embedder):
     assert steps.truncated and len(steps.tokens) == embedder.max_seq_length == 256
     a, b = embed([long_a, long_b], model=embedder)
     assert cosine_similarity(a, b) > 0.9999  # the different endings were never read
+
+
+def test_check_texts():
+    assert check_texts("hi") == ["hi"]
+    assert check_texts(np.array(["a", "b"])) == ["a", "b"]
+
+
+def test_text_read_is_what_the_model_embeds(embedder):
+    short = "A man is playing a guitar."
+    assert token_count(short, embedder) == len(embedder.tokenizer(short)["input_ids"]) == 9
+    assert text_read(short, embedder) == short
+    long = " ".join(f"sentence {i} is about something else entirely." for i in range(100))
+    read = text_read(long, embedder)
+    assert token_count(long, embedder) > embedder.max_seq_length
+    assert long.startswith(read) and 500 < len(read) < len(long) // 2
+    assert token_count(read, embedder) <= embedder.max_seq_length
+    # the embedding of the whole text is the embedding of the part read: the rest is ignored
+    whole, part, more = embed([long, read, long[: len(read) - 30]], model=embedder)
+    assert cosine_similarity(whole, part) > 0.99999
+    assert cosine_similarity(whole, more) < 0.9999  # dropping 30 more characters changes it

@@ -1,4 +1,4 @@
-"""Tests for llmlab.generation: against transformers (greedy output, logits, loss) and by properties."""
+"""Tests for llmlab.generation: against transformers (greedy output, logits, loss), batching, errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from llmlab import generation as G
+from llmlab.chat_template import encode_prompt, stop_token_ids
+from llmlab.sampling import entropy
 
 PLAIN_PROMPTS = [
     "The capital of France is",
@@ -117,7 +117,7 @@ def test_steps_record_the_models_distribution(lm):
     first = gen.steps[0]
     assert first.token_id == int(probs.argmax())
     assert first.prob == pytest.approx(float(probs.max()), abs=1e-5)
-    assert first.entropy == pytest.approx(G.entropy(probs), abs=1e-4)
+    assert first.entropy == pytest.approx(entropy(probs), abs=1e-4)
     assert 0 < first.entropy < math.log2(probs.numel())
     assert first.candidates[0].token_id == first.token_id
 
@@ -130,100 +130,6 @@ def test_perplexity_equals_exp_of_transformers_loss(lm):
     assert G.perplexity(lm, text) == pytest.approx(math.exp(float(loss)), rel=1e-4)
     scrambled = "window the mat looked of cat and sat out the on The."
     assert G.perplexity(lm, scrambled) > 3 * G.perplexity(lm, text)
-
-
-# --- the knobs, on one distribution -----------------------------------------------------------
-
-
-def test_apply_temperature_examples_and_entropy():
-    logits = torch.tensor([2.0, 1.0, 0.0])
-    assert G.apply_temperature(logits, 1.0).tolist() == pytest.approx(
-        [0.665, 0.245, 0.090], abs=1e-3
-    )
-    assert G.apply_temperature(logits, 0.5).tolist() == pytest.approx(
-        [0.867, 0.117, 0.016], abs=1e-3
-    )
-    assert G.apply_temperature(logits, 0).tolist() == [1.0, 0.0, 0.0]
-    entropies = [G.entropy(G.apply_temperature(logits, t)) for t in (0.1, 0.5, 1, 2, 10)]
-    assert entropies == sorted(entropies)
-    assert entropies[-1] < math.log2(3)
-
-
-def test_entropy_in_bits():
-    assert G.entropy([0.5, 0.5]) == pytest.approx(1.0)
-    assert G.entropy([0.25] * 4) == pytest.approx(2.0)
-    assert G.entropy([1.0, 0.0, 0.0]) == 0.0
-
-
-def test_docstring_examples_of_filters():
-    probs = [0.5, 0.3, 0.2]
-    assert G.filter_top_k(probs, 2).tolist() == [True, True, False]
-    assert G.filter_top_p(probs, 0.7).tolist() == [True, True, False]
-    assert G.filter_top_p(probs, 0.8).tolist() == [True, True, False]  # 0.5 + 0.3 reaches 0.8
-    assert G.filter_top_p(probs, 0.81).tolist() == [True, True, True]
-    assert G.filter_min_p(probs, 0.5).tolist() == [True, True, False]
-    assert G.filter_min_p(probs, 0.0).tolist() == [True, True, True]
-    assert G.filter_top_p(probs, 1.0).all()
-    assert G.renormalize(probs, [True, True, False]).tolist() == pytest.approx([0.625, 0.375, 0])
-
-
-distributions = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40).filter(
-    lambda xs: sum(xs) > 1e-3
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(weights=distributions, p=st.floats(0.01, 1.0))
-def test_top_p_keeps_the_smallest_set_reaching_p(weights, p):
-    probs = torch.tensor(weights, dtype=torch.float32)
-    probs = probs / probs.sum()
-    keep = G.filter_top_p(probs, p)
-    kept, cut = probs[keep], probs[~keep]
-    assert keep.any()
-    if cut.numel():  # the kept tokens are the most likely ones ...
-        assert kept.min() >= cut.max()
-    assert kept.sum() >= min(p, 1.0) - 1e-5  # ... their mass reaches p ...
-    if kept.numel() > 1:  # ... and no smaller set of top tokens would
-        assert kept.sum() - kept.min() < p + 1e-5
-
-
-@settings(max_examples=100, deadline=None)
-@given(weights=distributions, k=st.integers(1, 50))
-def test_top_k_keeps_exactly_the_k_most_likely(weights, k):
-    probs = torch.tensor(weights, dtype=torch.float32)
-    keep = G.filter_top_k(probs, k)
-    assert int(keep.sum()) == min(k, len(weights))
-    if (~keep).any():
-        assert probs[keep].min() >= probs[~keep].max()
-
-
-@settings(max_examples=100, deadline=None)
-@given(weights=distributions, min_p=st.floats(0.0, 0.99))
-def test_min_p_threshold_is_relative_to_the_top_token(weights, min_p):
-    probs = torch.tensor(weights, dtype=torch.float32)
-    probs = probs / probs.sum()
-    keep = G.filter_min_p(probs, min_p)
-    threshold = min_p * probs.max()
-    assert keep[probs.argmax()]
-    assert (probs[keep] >= threshold).all()
-    assert (probs[~keep] < threshold).all()
-
-
-def test_sampling_distribution_cuts_and_renormalizes():
-    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
-    dist = G.sampling_distribution(logits, 1.0, top_k=3, top_p=0.7)
-    assert dist.tolist() == pytest.approx([0.625, 0.375, 0.0, 0.0], abs=1e-6)
-    dist = G.sampling_distribution(logits, 1.0, min_p=0.2)  # threshold 0.1
-    assert dist.tolist() == pytest.approx([0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0], abs=1e-6)
-
-
-def test_penalties_push_used_tokens_down():
-    logits = torch.tensor([2.0, -1.0, 0.5, 3.0])
-    out = G.apply_penalties(logits, [0, 1], [], repetition_penalty=2.0)
-    assert out.tolist() == [1.0, -2.0, 0.5, 3.0]
-    out = G.apply_penalties(logits, [], [3, 3, 2], frequency_penalty=0.5, presence_penalty=1.0)
-    assert out.tolist() == [2.0, -1.0, -1.0, 1.0]
-    assert logits.tolist() == [2.0, -1.0, 0.5, 3.0]  # input untouched
 
 
 # --- sampling and stopping --------------------------------------------------------------------
@@ -268,7 +174,7 @@ def test_stops_at_end_of_sequence(lm):
     assert eos not in gen.token_ids[:-1]
     assert len(gen.token_ids) < 40
     assert "<|im_end|>" not in gen.text
-    assert eos in G.stop_token_ids(lm)
+    assert eos in stop_token_ids(lm)
     short = G.generate(lm, "Say just the word hello.", max_new_tokens=1, chat=True)
     assert short.stop_reason == "length" and len(short.token_ids) == 1
 
@@ -281,14 +187,15 @@ def test_stops_at_end_of_sequence(lm):
     [
         ({"temperature": -0.1}, "temperature must be >= 0"),
         ({"temperature": float("nan")}, "temperature must be >= 0"),
-        ({"top_k": 0}, "top_k must be an integer >= 1"),
-        ({"top_k": 2.5}, "top_k must be an integer >= 1"),
+        ({"top_k": -1}, "top_k must be an integer >= 0"),
+        ({"top_k": 2.5}, "top_k must be an integer >= 0"),
         ({"top_p": 0.0}, "top_p must be in (0, 1]"),
         ({"top_p": 1.5}, "top_p must be in (0, 1]"),
         ({"min_p": 1.0}, "min_p must be in [0, 1)"),
         ({"min_p": -0.1}, "min_p must be in [0, 1)"),
         ({"max_new_tokens": 0}, "max_new_tokens must be an integer >= 1"),
         ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+        ({"frequency_penalty": 3.0}, "frequency_penalty must be in [-2, 2]"),
     ],
 )
 def test_bad_settings_raise_with_the_valid_range(lm, kwargs, message):
@@ -314,68 +221,6 @@ def test_prompt_beyond_the_context_window_raises(lm):
         G.check_fits(lm, n, 1)
 
 
-def test_filter_functions_validate_too():
-    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
-        G.filter_top_p([0.5, 0.5], 0)
-    with pytest.raises(ValueError, match="top_k"):
-        G.filter_top_k([0.5, 0.5], 0)
-    with pytest.raises(ValueError, match="min_p"):
-        G.filter_min_p([0.5, 0.5], 1)
-    with pytest.raises(ValueError, match="temperature"):
-        G.apply_temperature([1.0, 2.0], -1)
-
-
-# --- command line -----------------------------------------------------------------------------
-
-
-def test_bar():
-    assert G.bar(0.5, 4) == "██  "
-    assert G.bar(1.0, 4) == "████"
-    assert G.bar(0.0, 4) == "    "
-    assert G.bar(1 / 32, 4) == "▏   "
-
-
-@pytest.fixture
-def cli_lm(lm, monkeypatch):
-    """Let the CLI reuse the session's model instead of loading it again."""
-    monkeypatch.setattr("llmlab.models.load_lm", lambda name=None: lm)
-    return lm
-
-
-def test_cli_prints_candidates_with_bars(cli_lm, capsys):
-    assert G.cli(["The capital of France is", "--steps", "2", "--show", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "step   1  → ' Paris'" in out
-    assert "█" in out
-    assert out.count("→") >= 4  # the step line + the marked candidate, for each step
-    assert "Text (2 steps):\nThe capital of France is Paris" in out
-
-
-def test_cli_sampling_chat_and_cut_marks(cli_lm, capsys):
-    argv = ["Name a fruit.", "--chat", "--steps", "3", "--temperature", "0.8", "--top-k", "2"]
-    assert G.cli([*argv, "--seed", "1"]) == 0
-    first = capsys.readouterr().out
-    assert "(cut)" in first
-    assert G.cli([*argv, "--seed", "1"]) == 0
-    assert capsys.readouterr().out == first  # same seed, same screen
-
-
-def test_cli_bad_setting_exits_2(cli_lm, capsys):
-    assert G.cli(["Hello", "--top-p", "2"]) == 2
-    assert "top_p must be in (0, 1]" in capsys.readouterr().out
-    assert G.cli(["Hello", "--steps", "0"]) == 2
-    assert "max_new_tokens must be an integer >= 1" in capsys.readouterr().out
-    assert G.cli(["   "]) == 2
-    assert "The prompt is empty" in capsys.readouterr().out
-
-
-def test_llmlab_command_dispatches_explore(cli_lm, capsys):
-    from llmlab.cli import main
-
-    assert main(["explore", "The capital of France is", "--steps", "1", "--show", "2"]) == 0
-    assert "' Paris'" in capsys.readouterr().out
-
-
 # --- several samples at once ------------------------------------------------------------------
 
 
@@ -394,3 +239,107 @@ def test_sample_many_is_seeded_and_varied(lm):
     assert len({g.text for g in a}) > 1
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         G.sample_many(lm, "Hi", n=0)
+
+
+# --- context-window advice --------------------------------------------------------------------
+
+
+def test_context_window_advice_names_what_to_cut(lm):
+    n = lm.context_length
+    with pytest.raises(G.ContextWindowError) as info:  # the request alone overflows
+        G.check_fits(lm, 10, 100_000)
+    msg = str(info.value)
+    assert f"max_new_tokens to at most {n - 10}" in msg and "Shorten the prompt" not in msg
+    assert "at most 0" not in msg and f"{100_010 - n} beyond" in msg
+    with pytest.raises(G.ContextWindowError) as info:  # the prompt alone overflows
+        G.check_fits(lm, n + 100, 10)
+    msg = str(info.value)
+    assert f"by at least 110 tokens (to at most {n - 10})" in msg and "max_new_tokens" not in msg
+    with pytest.raises(G.ContextWindowError, match=f"add up to at most {n}"):
+        G.check_fits(lm, n + 1, n + 1)
+
+
+# --- stop strings and top_k = 0 ---------------------------------------------------------------
+
+
+def test_stop_string_cuts_the_text(lm):
+    full = G.generate(lm, "List three colours:", max_new_tokens=12)
+    assert "\n" in full.text  # the greedy answer goes on past a line break ...
+    cut = G.generate(lm, "List three colours:", max_new_tokens=12, stop=["\n"])
+    assert cut.stop_reason == "stop" and "\n" not in cut.text  # ... unless told to stop there
+    assert full.text.startswith(cut.text) and len(cut.token_ids) < len(full.token_ids)
+
+
+def test_top_k_zero_means_off(lm):
+    kwargs = dict(max_new_tokens=5, temperature=1.0, seed=4)
+    off = G.generate(lm, "My favourite fruit is", top_k=0, **kwargs)
+    assert off.token_ids == G.generate(lm, "My favourite fruit is", **kwargs).token_ids
+    assert all(c.kept for s in off.steps for c in s.candidates)
+
+
+# --- many prompts at once ---------------------------------------------------------------------
+
+BATCH_PLAIN = [
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Hi",
+    "Once upon a time, in a small village,",
+    "List three colours:",
+    "The quick brown fox jumps over the lazy dog. Then the dog",
+]
+BATCH_CHAT = [
+    "What is the capital of France?",
+    "Say just the word hello.",
+    [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "Best fruit?"},
+    ],
+    "Name a colour.",
+    "Why is the sky blue?",
+]
+
+
+def test_batched_greedy_equals_one_at_a_time_plain(lm):
+    assert len({len(encode_prompt(lm, p)) for p in BATCH_PLAIN}) >= 5  # really left-padded
+    batch = G.generate_batch(lm, BATCH_PLAIN, max_new_tokens=12)
+    for prompt, got in zip(BATCH_PLAIN, batch, strict=True):
+        alone = G.generate(lm, prompt, max_new_tokens=12)
+        assert got.token_ids == alone.token_ids
+        assert got.text == alone.text and got.prompt_ids == alone.prompt_ids
+        assert [s.prob for s in got.steps] == pytest.approx([s.prob for s in alone.steps], abs=1e-4)
+
+
+def test_batched_greedy_equals_one_at_a_time_chat_each_row_stops(lm):
+    batch = G.generate_batch(lm, BATCH_CHAT, max_new_tokens=16, chat=True)
+    for prompt, got in zip(BATCH_CHAT, batch, strict=True):
+        alone = G.generate(lm, prompt, max_new_tokens=16, chat=True)
+        assert got.token_ids == alone.token_ids and got.stop_reason == alone.stop_reason
+    reasons = {g.stop_reason for g in batch}
+    assert reasons == {"eos", "length"}  # some rows ended early, the others ran on
+    eos = [g for g in batch if g.stop_reason == "eos"]
+    assert all(len(g.token_ids) < 16 and g.token_ids[-1] in stop_token_ids(lm) for g in eos)
+
+
+def test_batch_sampling_is_seeded_and_stop_strings_work_per_row(lm):
+    kwargs = dict(max_new_tokens=6, temperature=1.0, top_p=0.9, seed=5)
+    a = G.generate_batch(lm, BATCH_PLAIN[:3], **kwargs)
+    assert [g.token_ids for g in a] == [
+        g.token_ids for g in G.generate_batch(lm, BATCH_PLAIN[:3], **kwargs)
+    ]
+    cut = G.generate_batch(lm, BATCH_PLAIN[:2], max_new_tokens=12, stop="\n")  # one string
+    assert [g.stop_reason for g in cut] == ["stop", "stop"]
+    assert all("\n" not in g.text for g in cut)
+
+
+@pytest.mark.parametrize(
+    ("prompts", "message"),
+    [([], "prompts is empty"), ("Hello", "list of prompts"), (["Hi", "  "], "prompt is empty")],
+)
+def test_batch_bad_input(lm, prompts, message):
+    with pytest.raises(ValueError, match=message):
+        G.generate_batch(lm, prompts)
+
+
+def test_batch_prompt_over_the_window_names_the_row(lm):
+    with pytest.raises(G.ContextWindowError, match="Prompt 1: The prompt is 8190 tokens"):
+        G.generate_batch(lm, ["Hi", [504] * 8190], max_new_tokens=10)

@@ -1,5 +1,8 @@
-"""llmlab.models: the bundled models load offline, the LM cache is exact and self-healing,
-and every failure says what to do."""
+"""llmlab.models + llmlab.model_cache: the bundled models load offline, the LM cache is exact and
+self-healing, and every failure says what to do, at once.
+
+The GGUF is dequantized once for the whole file (fixture ``rebuilt``: a corrupted copy of the cache
+is detected and rebuilt); that one fresh model serves every test that compares against it."""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from llmlab import models
+from llmlab import model_cache, models
 from llmlab.models import ModelNotAvailableError, load_embedder, load_lm, load_tokenizer
 
 # --- tokenizer ---------------------------------------------------------------------------------
@@ -43,8 +47,26 @@ def test_embedder_gives_384d_vectors_that_know_dogs(embedder):
     assert models.embedder_name(embedder) == "all-MiniLM-L6-v2"
 
 
+def test_embedder_matches_the_model_card_recipe(embedder):
+    """all-MiniLM-L6-v2's card: mean of the token vectors (padding masked out), then L2-normalize.
+    Done by hand with plain transformers on the bundled weights, it gives the same vectors."""
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["A man is playing a guitar.", "Tokens are not words", "dog"]
+    path = models.bundled_embedder_path()
+    tok, bert = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    batch = tok(texts, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = bert(**batch).last_hidden_state  # (3, T, 384)
+    mask = batch["attention_mask"].unsqueeze(-1).float()  # (3, T, 1)
+    mean = (hidden * mask).sum(1) / mask.sum(1)  # (3, 384)
+    reference = torch.nn.functional.normalize(mean, dim=-1).numpy()
+    ours = embedder.encode(texts, normalize_embeddings=True)  # (3, 384)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
 def test_unknown_embedder_is_a_clear_error():
-    with pytest.raises(ModelNotAvailableError, match="bundled default"):
+    with pytest.raises(ModelNotAvailableError, match="bundled all-MiniLM-L6-v2"):
         load_embedder("no-such-org/no-such-embedder")
 
 
@@ -87,26 +109,10 @@ def test_lm_attention_weights_are_available(lm):
     assert torch.allclose(att.sum(-1), torch.ones_like(att.sum(-1)), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def fresh_lm():
-    """The bundled GGUF dequantized afresh, bypassing the cache (~20-40 s)."""
-    return load_lm(use_cache=False)
-
-
 def _logits(lm, text: str) -> torch.Tensor:
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         return lm.model(ids).logits  # (1, T, vocab)
-
-
-def test_cached_model_equals_freshly_dequantized(lm, fresh_lm):
-    text = "The quick brown fox jumps over the lazy dog. Tokens, logits, caches!"
-    cached, fresh = _logits(lm, text), _logits(fresh_lm, text)
-    assert cached.shape == fresh.shape
-    assert torch.allclose(cached, fresh, atol=1e-5, rtol=0), (cached - fresh).abs().max()
-    # the tokenizer survives the cache round trip too
-    assert lm.tokenizer(text)["input_ids"] == fresh_lm.tokenizer(text)["input_ids"]
-    assert lm.tokenizer.chat_template == fresh_lm.tokenizer.chat_template
 
 
 def _copy_cache_to(tmp_path, monkeypatch):
@@ -118,31 +124,54 @@ def _copy_cache_to(tmp_path, monkeypatch):
     return dst
 
 
-def test_corrupted_cache_is_detected_and_rebuilt(lm, tmp_path, monkeypatch):
-    path = _copy_cache_to(tmp_path, monkeypatch)
-    weights = path / "model.safetensors"
-    with open(weights, "r+b") as f:  # flip bytes in the middle of the weights
-        f.seek(weights.stat().st_size // 2)
-        f.write(b"\xde\xad\xbe\xef" * 16)
+@pytest.fixture(scope="module")
+def rebuilt(lm, tmp_path_factory):
+    """A copy of the cache with flipped bytes in the weights, loaded: the damage is detected and
+    the GGUF dequantized afresh (the one slow step of this file). Returns what the tests check."""
+    mp = pytest.MonkeyPatch()
+    try:
+        path = _copy_cache_to(tmp_path_factory.mktemp("damaged"), mp)
+        weights = path / "model.safetensors"
+        with open(weights, "r+b") as f:  # flip bytes in the middle of the weights
+            f.seek(weights.stat().st_size // 2)
+            f.write(b"\xde\xad\xbe\xef" * 16)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fresh = load_lm()  # the model just dequantized from the GGUF, not read back
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a second load reads the repaired cache, no warning
+            reread = load_lm()
+    finally:
+        mp.undo()
+    return {"fresh": fresh, "reread": reread, "path": path, "warnings": caught}
 
-    with pytest.warns(UserWarning, match="damaged"):
-        rebuilt = load_lm()
-    # rebuilt from the GGUF: same numbers as the good cache, and the cache is whole again
+
+def test_cached_model_equals_freshly_dequantized(lm, rebuilt):
+    fresh = rebuilt["fresh"]
+    text = "The quick brown fox jumps over the lazy dog. Tokens, logits, caches!"
+    cached, new = _logits(lm, text), _logits(fresh, text)
+    assert cached.shape == new.shape
+    assert torch.allclose(cached, new, atol=1e-5, rtol=0), (cached - new).abs().max()
+    # the tokenizer survives the cache round trip too
+    assert lm.tokenizer(text)["input_ids"] == fresh.tokenizer(text)["input_ids"]
+    assert lm.tokenizer.chat_template == fresh.tokenizer.chat_template
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(lm, rebuilt):
+    assert any("damaged" in str(w.message) for w in rebuilt["warnings"])
+    path = rebuilt["path"]
+    manifest = json.loads((path / model_cache.MANIFEST).read_text())
+    assert manifest["weights_crc32"] == model_cache.weights_digest(path / "model.safetensors")
     text = "Caches can break; we notice."
-    assert torch.allclose(_logits(rebuilt, text), _logits(lm, text), atol=1e-5, rtol=0)
-    manifest = json.loads((path / models.MANIFEST).read_text())
-    assert manifest["weights_crc32"] == models._weights_digest(weights)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second load reads the repaired cache, no warning
-        load_lm()
+    assert torch.allclose(_logits(rebuilt["reread"], text), _logits(lm, text), atol=1e-5, rtol=0)
 
 
 def test_missing_manifest_counts_as_damaged(tmp_path, monkeypatch):
     path = _copy_cache_to(tmp_path, monkeypatch)
-    (path / models.MANIFEST).unlink()
+    (path / model_cache.MANIFEST).unlink()
     calls = []
     monkeypatch.setattr(models, "_load_from_gguf", lambda gguf: calls.append(gguf) or ("m", "t"))
-    monkeypatch.setattr(models, "_write_cache", lambda *a, **k: None)
+    monkeypatch.setattr(model_cache, "write_cache", lambda *a, **k: None)
     with pytest.warns(UserWarning, match="damaged"):
         models._load_bundled_cached(models.bundled_gguf_path())
     assert len(calls) == 1 and not path.exists()
@@ -160,7 +189,7 @@ def test_interrupted_cache_write_leaves_nothing_behind(lm, tmp_path, monkeypatch
 
     monkeypatch.setattr(lm.tokenizer, "save_pretrained", fail)
     with pytest.raises(Boom):
-        models._write_cache(lm.model, lm.tokenizer, target, source=models.bundled_gguf_path())
+        model_cache.write_cache(lm.model, lm.tokenizer, target, source=models.bundled_gguf_path())
     assert not target.exists()
     assert list(target.parent.iterdir()) == []  # no half-written temp folder either
 
@@ -174,11 +203,28 @@ def test_local_folder_by_environment_variable(monkeypatch):
 
 
 def test_unknown_lm_is_a_clear_error():
-    with pytest.raises(ModelNotAvailableError, match="bundled default") as err:
+    with pytest.raises(ModelNotAvailableError, match="bundled SmolLM2-135M-Instruct") as err:
         load_lm("no-such-org/no-such-model")
-    assert "llmlab doctor" in str(err.value)
+    assert "HF_HUB_OFFLINE" in str(err.value) and "llmlab doctor" in str(err.value)
     with pytest.raises(ModelNotAvailableError, match="non-empty"):
         load_lm("   ")
+    with pytest.raises(ModelNotAvailableError, match="not a valid model id"):
+        load_lm("not a model name")
+
+
+def test_unknown_lm_without_network_fails_at_once(monkeypatch):
+    """HF_HUB_OFFLINE unset and no network (the hub address refuses: a loopback port nothing
+    listens on): one clear line in seconds, not a minute of retries and tracebacks."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    t0 = time.perf_counter()
+    with pytest.raises(ModelNotAvailableError, match="cannot be reached") as err:
+        load_lm("no-such-org/no-such-model")
+    seconds = time.perf_counter() - t0
+    print(f"unknown model, no network: error after {seconds:.2f} s")
+    assert seconds < 10, seconds
+    assert "\n" not in str(err.value) and "SmolLM2-135M-Instruct" in str(err.value)
 
 
 def test_missing_bundled_lm_names_the_install_command(monkeypatch):
@@ -191,7 +237,7 @@ def test_missing_bundled_lm_names_the_install_command(monkeypatch):
 
 
 def test_doctor_is_happy(capsys):
-    from llmlab import doctor
+    from llmlab.cli import doctor
 
     assert doctor.cli([]) == 0
     out = capsys.readouterr().out
@@ -199,7 +245,7 @@ def test_doctor_is_happy(capsys):
 
 
 def test_doctor_fails_with_the_fix_when_the_lm_is_missing(monkeypatch, capsys):
-    from llmlab import doctor
+    from llmlab.cli import doctor
 
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     assert doctor.cli(["--no-load"]) == 1
@@ -213,9 +259,3 @@ def test_cli_entry_points():
     assert out.returncode == 0, out.stdout + out.stderr
     bad = subprocess.run([sys.executable, "-m", "llmlab", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown command" in bad.stderr
-
-
-def test_embeddings_are_deterministic(embedder):
-    a = embedder.encode(["same text"])
-    b = embedder.encode(["same text"])
-    np.testing.assert_allclose(a, b, atol=1e-6)

@@ -1,30 +1,14 @@
-"""Tests for llmlab.search and llmlab.ingest: ranking, saving, model mismatches, bad input, the CLI."""
+"""Tests for llmlab.search: ranking, saving, model mismatches, bad input."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from llmlab.ingest import fingerprint, ingest_folder, iter_files, split_paragraphs
-from llmlab.search import (
-    BM25Index,
-    Hit,
-    ModelMismatchError,
-    SemanticIndex,
-    cli,
-    folder_cache_path,
-    index_folder,
-    top_k,
-)
+from llmlab.bm25 import BM25Index
+from llmlab.search import Hit, ModelMismatchError, SemanticIndex, read_manifest, top_k
 
 # (document, a paraphrase of it that shares almost no words with it)
 PARAPHRASES = [
@@ -151,8 +135,6 @@ def test_incremental_add_and_bad_ids():
 def test_empty_index_says_so():
     with pytest.raises(ValueError, match="empty"):
         SemanticIndex(FakeEmbedder()).search("hello")
-    with pytest.raises(ValueError, match="empty"):
-        BM25Index().search("hello")
 
 
 def test_save_load_round_trip(paraphrase_index, embedder, tmp_path):
@@ -213,122 +195,15 @@ def test_manifest_naming_another_model(tmp_path, embedder):
         SemanticIndex.load(path, embedder)
 
 
-def test_bm25_textbook_scores():
-    docs = ["the cat sat", "the dog sat on the dog mat", "a bird"]
-    bm25 = BM25Index(k1=1.5, b=0.75)
-    bm25.add(docs)
-    n, avg = 3, (3 + 7 + 2) / 3
-    idf = np.log(1 + (n - 1 + 0.5) / (1 + 0.5))  # "dog" is in one document
-    tf, dl = 2, 7
-    expected = idf * tf * 2.5 / (tf + 1.5 * (1 - 0.75 + 0.75 * dl / avg))
-    assert bm25.scores("dog")[1] == pytest.approx(expected, rel=1e-5)
-    hits = bm25.search("Dog!", k=5)
-    assert [h.id for h in hits] == [1]  # documents with no shared word are not returned
-    assert bm25.search("cat sat", k=5)[0].id == 0
-
-
-def test_split_paragraphs_lines():
-    text = "# Title\n\nFirst para\nstill first\n\n\nSecond\n```\ncode\n\nmore\n```\n\n## Sub\nunder sub\n"
-    assert split_paragraphs(text) == [
-        (1, 4, "# Title\nFirst para\nstill first"),  # a heading sticks to its paragraph
-        (7, 12, "Second\n```\ncode\n\nmore\n```"),  # a code block is never split
-        (14, 15, "## Sub\nunder sub"),
-    ]
-    assert split_paragraphs("a\nb\n\nc") == [(1, 2, "a\nb"), (4, 4, "c")]
-    # headings and top-level list items start a passage; indented lines stay with their item
-    assert split_paragraphs("## A\n- one\n- two\n  more\n1. three\nText\n## B\nb") == [
-        (1, 2, "## A\n- one"),
-        (3, 4, "- two\n  more"),
-        (5, 6, "1. three\nText"),
-        (7, 8, "## B\nb"),
-    ]
-    long = "\n".join(f"line {i} " + "x" * 50 for i in range(100))
-    pieces = split_paragraphs(long, max_chars=300)
-    assert all(len(p) <= 300 for _, _, p in pieces)
-    assert pieces[0][0] == 1 and pieces[-1][1] == 100
-    assert sum(e - s + 1 for s, e, _ in pieces) == 100
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["", "  ", "# Head", "## Sub", "- item", "  indented", "1. step",
-                                 "```", "plain text", "x" * 70]), max_size=40))
-def test_split_paragraphs_keeps_every_line_once(lines):
-    text = "\n".join(lines)
-    pieces = split_paragraphs(text, max_chars=150)
-    # every non-blank line lands in exactly one passage, in order, and line numbers point at it
-    assert [ln for _, _, p in pieces for ln in p.splitlines() if ln.strip()] == [
-        ln.rstrip() for ln in lines if ln.strip()
-    ]
-    for start, end, para in pieces:
-        span = [ln.rstrip() for ln in lines[start - 1 : end] if ln.strip()]
-        assert span == [ln for ln in para.splitlines() if ln.strip()]
-    assert all(e1 < s2 for (_, e1, _), (s2, _, _) in zip(pieces, pieces[1:], strict=False))
-
-
-def make_notes(folder: Path) -> Path:
-    (folder / "sub").mkdir(parents=True)
-    (folder / ".hidden").mkdir()
-    (folder / "garden.md").write_text(
-        "# Garden\n\nWater the tomato plants every morning in July.\n\n"
-        "Compost needs brown leaves and green kitchen scraps.\n"
-    )
-    (folder / "sub" / "computers.txt").write_text(
-        "My laptop fan is very loud.\n\nBack up the photos to the external drive every Sunday.\n"
-    )
-    (folder / ".hidden" / "secret.md").write_text("Water the tomato plants. This must not be indexed.\n")
-    (folder / "image.png").write_bytes(b"\x89PNG")
-    return folder
-
-
-def test_ingest_folder(tmp_path):
-    notes = make_notes(tmp_path / "notes")
-    assert [p.relative_to(notes).as_posix() for p in iter_files(notes)] == ["garden.md", "sub/computers.txt"]
-    passages = ingest_folder(notes)
-    assert [p.where for p in passages] == ["garden.md:1-3", "garden.md:5", "sub/computers.txt:1", "sub/computers.txt:3"]
-    assert passages[0].text.startswith("# Garden\nWater the tomato")
-    with pytest.raises(ValueError, match="not a folder"):
-        ingest_folder(tmp_path / "missing")
-
-
-def test_cli_builds_reuses_and_rebuilds(tmp_path, monkeypatch, capsys, embedder):
-    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("llmlab.search.default_embedder", lambda: embedder)
-    notes = make_notes(tmp_path / "notes")
-
-    assert cli([str(notes), "when should I irrigate my vegetables", "-k", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "built index" in out and "4 passages from 2 files" in out
-    first = out.splitlines()[2]
-    assert "garden.md:1-3" in first and float(first.split()[1]) > 0.3
-    assert folder_cache_path(notes).is_relative_to(tmp_path / "cache" / "indexes")
-
-    assert cli([str(notes), "saving copies of my pictures"]) == 0
-    out = capsys.readouterr().out
-    assert "cached index" in out and "sub/computers.txt:3" in out.splitlines()[2]
-
-    old = fingerprint(notes)
-    time.sleep(0.01)
-    (notes / "garden.md").write_text("Bees like lavender flowers.\n")
-    assert fingerprint(notes) != old
-    assert cli([str(notes), "insects that pollinate", "-k", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "built index" in out and "garden.md:1" in out and "lavender" in out
-
-    index, rebuilt = index_folder(notes, embedder)
-    assert not rebuilt and len(index) == 3
-
-    assert cli([str(tmp_path / "missing"), "x"]) == 2
-    assert "not a folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli([str(notes), "x", "-k", "0"])
-
-
-def test_python_m_llmlab_search(tmp_path):
-    notes = make_notes(tmp_path / "notes")
-    env = {**os.environ, "LLMLAB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "llmlab", "search", str(notes), "noisy computer", "-k", "1"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "sub/computers.txt:1" in result.stdout and "laptop fan" in result.stdout
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": 99}', "format 99"),
+        ('{"format": 1, "model": "m"}', "lacks"),
+    ],
+)
+def test_bad_manifest_says_rebuild(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_manifest(tmp_path)

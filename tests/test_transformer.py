@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmlab import transformer as tr
+from llmlab import transformer
+from llmlab.config import config_of
 
 TEXT = "The capital of France is Paris. The capital of Germany is"
 
@@ -45,7 +46,7 @@ def reference(lm, ids):
 
 
 def test_config_facts_are_read_from_the_model(lm):
-    cfg = tr.config_of(lm)
+    cfg = config_of(lm)
     c = lm.model.config
     assert (cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd) == (
         c.num_hidden_layers,
@@ -64,7 +65,7 @@ def test_block_forward_equals_model_layer(lm, reference, layer):
     _, captured = reference
     inp, expected = captured[layer]
     with torch.no_grad():
-        mine = tr.block_forward(lm, layer, inp)
+        mine = transformer.block_forward(lm, layer, inp)
     assert mine.shape == expected.shape
     assert (mine - expected).abs().max().item() < 1e-4
 
@@ -78,9 +79,9 @@ def test_block_forward_honours_position_ids_and_batches(lm):
     _, captured = _run_with_hooks(lm, ids, position_ids=spread)
     inp, expected = captured[3]
     with torch.no_grad():
-        mine = tr.block_forward(lm, 3, inp, position_ids=spread)
-        default_pos = tr.block_forward(lm, 3, inp)  # 0, 1, 2, ...
-        shifted = tr.block_forward(lm, 3, inp, position_ids=torch.arange(T)[None].expand(2, T) + 100)
+        mine = transformer.block_forward(lm, 3, inp, position_ids=spread)
+        default_pos = transformer.block_forward(lm, 3, inp)  # 0, 1, 2, ...
+        shifted = transformer.block_forward(lm, 3, inp, position_ids=torch.arange(T)[None].expand(2, T) + 100)
     assert (mine - expected).abs().max().item() < 1e-4
     assert (default_pos - expected).abs().max().item() > 1e-2  # distances between tokens matter...
     assert (shifted - default_pos).abs().max().item() < 1e-3  # ...a shift of all positions does not (RoPE)
@@ -88,25 +89,25 @@ def test_block_forward_honours_position_ids_and_batches(lm):
 
 def test_stacked_blocks_reproduce_hidden_states_and_logits(lm, ids, reference):
     out, _ = reference
-    stream = tr.residual_stream(lm, ids)  # (L+1, 1, T, C)
+    stream = transformer.residual_stream(lm, ids)  # (L+1, 1, T, C)
     assert stream.shape == (31, 1, ids.shape[1], 576)
     # transformers' hidden_states: [embeddings, block 0 out, ..., block 28 out, norm(block 29 out)]
     for i in range(30):
         assert (stream[i] - out.hidden_states[i]).abs().max().item() < 1e-4, i
-    logits = tr.final_logits(lm, ids)
+    logits = transformer.final_logits(lm, ids)
     assert (logits - out.logits).abs().max().item() < 1e-4
 
 
 def test_attention_weights_equal_output_attentions(lm, reference):
     out, captured = reference
     layer = 5
-    cfg = tr.config_of(lm)
+    cfg = config_of(lm)
     inp, _ = captured[layer]
     T = inp.shape[1]
-    cos, sin = tr.rotary(torch.arange(T)[None], cfg.head_dim, cfg.rope_theta)
-    h = tr.rms_norm(inp, lm.model.model.layers[layer].input_layernorm.weight, cfg.rms_norm_eps)
+    cos, sin = transformer.rotary(torch.arange(T)[None], cfg.head_dim, cfg.rope_theta)
+    h = transformer.rms_norm(inp, lm.model.model.layers[layer].input_layernorm.weight, cfg.rms_norm_eps)
     with torch.no_grad():
-        _, weights = tr.attention(lm, layer, h, cos, sin)
+        _, weights = transformer.attention(lm, layer, h, cos, sin)
     assert weights.shape == (1, 9, T, T)
     assert (weights - out.attentions[layer]).abs().max().item() < 1e-5
     assert torch.allclose(weights.sum(-1), torch.ones(1, 9, T), atol=1e-5)
@@ -117,12 +118,12 @@ def test_rms_norm_and_rotary_match_transformers(lm):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 576) * 30
     norm = lm.model.model.layers[0].input_layernorm
-    cfg = tr.config_of(lm)
+    cfg = config_of(lm)
     with torch.no_grad():
-        assert torch.allclose(tr.rms_norm(x, norm.weight, cfg.rms_norm_eps), norm(x), atol=1e-5)
+        assert torch.allclose(transformer.rms_norm(x, norm.weight, cfg.rms_norm_eps), norm(x), atol=1e-5)
         pos = torch.arange(5)[None].expand(2, 5)
         cos_ref, sin_ref = lm.model.model.rotary_emb(x, pos)
-    cos, sin = tr.rotary(pos, cfg.head_dim, cfg.rope_theta)
+    cos, sin = transformer.rotary(pos, cfg.head_dim, cfg.rope_theta)
     assert torch.allclose(cos, cos_ref, atol=1e-6) and torch.allclose(sin, sin_ref, atol=1e-6)
 
 
@@ -131,43 +132,43 @@ def test_rope_scores_depend_only_on_relative_position():
     q, k = torch.randn(1, 1, 1, 64), torch.randn(1, 1, 1, 64)
     scores = []
     for start in (0, 10, 1000):
-        cos, sin = tr.rotary(torch.tensor([[start, start + 3]]), 64, 100000.0)  # (1, 2, 64)
-        qr = tr.apply_rotary(q, cos[:, 1:], sin[:, 1:])  # query at start+3
-        kr = tr.apply_rotary(k, cos[:, :1], sin[:, :1])  # key at start
+        cos, sin = transformer.rotary(torch.tensor([[start, start + 3]]), 64, 100000.0)  # (1, 2, 64)
+        qr = transformer.apply_rotary(q, cos[:, 1:], sin[:, 1:])  # query at start+3
+        kr = transformer.apply_rotary(k, cos[:, :1], sin[:, :1])  # key at start
         scores.append((qr * kr).sum().item())
         assert torch.allclose(qr.norm(), q.norm(), atol=1e-5)  # rotation keeps length
     assert max(scores) - min(scores) < 1e-3
-    assert torch.equal(tr.rotate_half(tr.rotate_half(q)), -q)
+    assert torch.equal(transformer.rotate_half(transformer.rotate_half(q)), -q)
 
 
 def test_parameter_breakdown_sums_to_model_total(lm):
-    counts = tr.parameter_breakdown(lm)
+    counts = transformer.parameter_breakdown(lm)
     total = sum(p.numel() for p in lm.model.parameters())
     assert sum(counts.values()) == total == 134_515_008
-    cfg = tr.config_of(lm)
+    cfg = config_of(lm)
     C, L, kv = cfg.n_embd, cfg.n_layer, cfg.n_kv_head * cfg.head_dim
     assert counts["embedding"] == cfg.vocab_size * C
     assert counts["attention"] == L * (2 * C * C + 2 * C * kv)
     assert counts["mlp"] == L * 3 * C * cfg.intermediate_size
     assert counts["norms"] == L * 2 * C and counts["final_norm"] == C
     assert counts["lm_head"] == 0  # tied: the embedding matrix is reused, counted once
-    assert sum(tr.layer_parameters(lm, 0).values()) == (counts["attention"] + counts["mlp"] + counts["norms"]) // L
+    assert sum(transformer.layer_parameters(lm, 0).values()) == (counts["attention"] + counts["mlp"] + counts["norms"]) // L
 
 
 @pytest.mark.parametrize("bad", [-1, 30, 1.5, "3", True])
 def test_bad_layer_index_is_a_clear_error(lm, bad):
-    with pytest.raises(ValueError, match="from 0 to 29"):
-        tr.block_forward(lm, bad, torch.zeros(1, 2, 576))
+    with pytest.raises(ValueError, match=r"0\.\.29"):
+        transformer.block_forward(lm, bad, torch.zeros(1, 2, 576))
 
 
 def test_bad_hidden_states_shape_is_a_clear_error(lm):
     with pytest.raises(ValueError, match=r"\(B, T, 576\)"):
-        tr.block_forward(lm, 0, torch.zeros(2, 576))
+        transformer.block_forward(lm, 0, torch.zeros(2, 576))
 
 
 def test_logit_lens_final_layer_is_the_model_prediction(lm):
     text = "The capital of France is"
-    lens = tr.logit_lens(lm, text)
+    lens = transformer.logit_lens(lm, text)
     ids = lm.tokenizer(text, return_tensors="pt").input_ids
     with torch.no_grad():
         ref = lm.model(ids).logits[0, -1].log_softmax(-1)  # (V,)
@@ -180,4 +181,4 @@ def test_logit_lens_final_layer_is_the_model_prediction(lm):
     with pytest.raises(ValueError, match="single token"):
         lens.rank(" Paris France")
     with pytest.raises(ValueError, match="position"):
-        tr.logit_lens(lm, text, position=99)
+        transformer.logit_lens(lm, text, position=99)

@@ -12,8 +12,11 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from strip_notebooks import KERNELSPEC, strip_text  # noqa: E402
+
 KERNEL = {
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "kernelspec": KERNELSPEC,
     "language_info": {"name": "python"},
 }
 
@@ -53,7 +56,9 @@ def main(src: str, out: str) -> None:
     nb = {"cells": cells, "metadata": KERNEL, "nbformat": 4, "nbformat_minor": 5}
     for i, c in enumerate(nb["cells"]):
         c["id"] = f"cell-{i:03d}"
-    Path(out).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    # the form git stores (sorted keys, fixed kernelspec): a fresh notebook shows no diff
+    Path(out).write_text(strip_text(text), encoding="utf-8")
     print(f"wrote {out}: {len(cells)} cells")
 
 

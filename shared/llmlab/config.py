@@ -53,11 +53,13 @@ def rope_theta(cfg: Any) -> float:
 
 
 def config_of(obj: Any) -> TransformerConfig:
-    """Read the architecture facts from an ``LM``, a transformers model or its config.
+    """Read the architecture facts from an ``LM``, a transformers model or its config (or pass one through).
 
     >>> config_of(lm).n_layer, config_of(lm).n_kv_head   # SmolLM2-135M
     (30, 3)
     """
+    if isinstance(obj, TransformerConfig):
+        return obj
     cfg = hf_config(obj)
     n_head = int(cfg.num_attention_heads)
     return TransformerConfig(

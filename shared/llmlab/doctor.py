@@ -8,7 +8,6 @@ that fixes it, when something is missing. It never touches the network.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata as md
 import os
 import platform
@@ -84,24 +83,24 @@ def run_checks(load: bool = True) -> list[tuple[str, bool, str]]:
         ("offline mode (" + ", ".join(offline) + " set)" if offline else "not forced offline")
         + "; the bundled models never need the network",
     ))
+    rows.append(("notebook outputs", True, _git_filter_status()))
     for var in ("LLMLAB_LM", "LLMLAB_EMBEDDER"):
         if os.environ.get(var):
             rows.append((var, True, f"{os.environ[var]} (overrides the bundled default)"))
     return rows
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmlab doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--no-load", action="store_true", help="only look for the models, do not load them")
-    args = parser.parse_args(argv)
+def _git_filter_status() -> str:
+    """Whether this checkout's git keeps notebook outputs out of commits (tools/strip_notebooks.py)."""
+    import subprocess
+    from pathlib import Path
 
-    rows = run_checks(load=not args.no_load)
-    width = max(len(r[0]) for r in rows)
-    for what, ok, detail in rows:
-        print(f"{'ok ' if ok else 'ERR'}  {what:<{width}}  {detail}")
-    bad = [r for r in rows if not r[1]]
-    if bad:
-        print(f"\n{len(bad)} problem(s). Run the command shown above, or `make lab` to set everything up.")
-        return 1
-    print("\nAll good: LLM Lab is ready.")
-    return 0
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "config", "filter.nbstripout.clean"], cwd=repo,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "git not found: nothing to keep out of commits"
+    if "nbstripout" in out.stdout:
+        return "kept out of git by the nbstripout filter (yours stay on disk)"
+    return "not filtered: run `make setup` in the repo to keep outputs out of commits"

@@ -8,6 +8,9 @@ Covers:
   out (WordPiece tokens -> one vector per token -> mean pooling -> normalise), so a notebook can
   rebuild a sentence vector by hand and check it against the library.
 
+- ``token_count(text)`` and ``text_read(text)``: how many tokens a text is, and the part of it
+  the model really reads: everything past ``max_seq_length`` (256 here) is silently cut.
+
 Leaves out: training or fine-tuning embedders, approximate nearest-neighbour indexes (see
 ``llmlab.search`` for exact search), GPUs, and models that need a query/document prompt.
 """
@@ -34,7 +37,8 @@ def default_embedder() -> Any:
     return load_embedder()
 
 
-def _check_texts(texts: str | Sequence[str]) -> list[str]:
+def check_texts(texts: str | Sequence[str]) -> list[str]:
+    """The texts as a list of non-empty strings, or a clear error: ``check_texts("hi") -> ['hi']``."""
     if isinstance(texts, str):
         texts = [texts]
     if isinstance(texts, np.ndarray):
@@ -76,7 +80,7 @@ def embed(
     ``model`` defaults to the bundled all-MiniLM-L6-v2 (loaded once). ``show_progress=None``
     shows a bar for inputs of ``PROGRESS_MIN_TEXTS`` texts or more.
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer (e.g. 32 or 64), got {batch_size!r}.")
     model = default_embedder() if model is None else model
@@ -117,6 +121,31 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
     return float(sims) if sims.ndim == 0 else sims
 
 
+def token_count(text: str, model: Any = None) -> int:
+    """Tokens in ``text`` as the embedder counts them, ``[CLS]``/``[SEP]`` included, before truncation.
+
+    ``token_count("a dog") -> 4``. Compare with ``model.max_seq_length`` (256 for the bundled
+    model): ``encode`` silently ignores every token past it.
+    """
+    (text,) = check_texts([text])
+    model = default_embedder() if model is None else model
+    return len(model.tokenizer(text, verbose=False)["input_ids"])
+
+
+def text_read(text: str, model: Any = None) -> str:
+    """The start of ``text`` that the model reads: all of it, unless it is over ``max_seq_length``.
+
+    ``text_read("a dog") -> 'a dog'``; for a 2,000-word text, about its first 200 words.
+    """
+    (text,) = check_texts([text])
+    model = default_embedder() if model is None else model
+    enc = model.tokenizer(
+        text, truncation=True, max_length=model.max_seq_length, return_offsets_mapping=True
+    )
+    ends = [end for _, end in enc["offset_mapping"] if end > 0]  # special tokens have (0, 0)
+    return text[: max(ends)] if ends and len(enc["input_ids"]) >= model.max_seq_length else text
+
+
 # --- inside encode(): the steps, one at a time ---------------------------------------------------
 
 
@@ -150,12 +179,12 @@ def embed_steps(text: str, model: Any = None) -> EmbedSteps:
     """Embed one text step by step, keeping every intermediate (see ``EmbedSteps``)."""
     import torch
 
-    (text,) = _check_texts([text])
+    (text,) = check_texts([text])
     model = default_embedder() if model is None else model
     tokenizer = model.tokenizer
     transformer = model[0].auto_model  # the BERT network inside the SentenceTransformer
     max_len = model.max_seq_length  # 256 for all-MiniLM-L6-v2
-    n_tokens = len(tokenizer(text, verbose=False)["input_ids"])  # before truncation; no warning
+    n_tokens = token_count(text, model)  # before truncation
     enc = tokenizer(text, truncation=True, max_length=max_len, return_tensors="pt")
     with torch.no_grad():
         out = transformer(**enc).last_hidden_state[0]  # (T, dim)

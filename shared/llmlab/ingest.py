@@ -109,6 +109,8 @@ def _skip(dirname: str) -> bool:
 def iter_files(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> list[Path]:
     """The note files under ``folder``, sorted, skipping hidden folders/files and tool folders."""
     root = Path(folder)
+    if not root.exists():
+        raise ValueError(f"{str(folder)!r} does not exist. Give the path of a folder of .md/.txt notes.")
     if not root.is_dir():
         raise ValueError(f"{str(folder)!r} is not a folder. Give the path of a folder of .md/.txt notes.")
     files = []

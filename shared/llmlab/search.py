@@ -1,4 +1,4 @@
-"""Semantic search: find the texts whose *meaning* is closest to a query, and a keyword baseline.
+"""Semantic search: find the texts whose *meaning* is closest to a query.
 
 Covers:
 - ``SemanticIndex``: embed texts once, keep the unit vectors in one ``(n, dim)`` numpy array, and
@@ -9,26 +9,23 @@ Covers:
   + a manifest (embedding model, dimension, count, checksum), written to a temporary folder and
   renamed into place, so a crash never leaves half an index. An index only makes sense with
   the model that built it: loading or querying it with another model raises ``ModelMismatchError``.
-- ``BM25Index``: the classic keyword ranking (what search engines used before embeddings), in
-  plain numpy, for side-by-side comparisons.
-- ``index_folder`` and the ``llmlab search PATH "query"`` command: index a folder of notes
-  (paragraphs, see ``llmlab.ingest``), cache the index, rebuild it when the files change.
+- What every index here shares: ``Hit`` (one result), ``top_k`` (the k best scores),
+  ``Records`` (ids, texts and metadata in insertion order, with their checks), ``check_query``
+  and ``check_k``. The keyword index ``llmlab.bm25.BM25Index`` builds on them; a folder of notes
+  is indexed and cached by ``llmlab.folder_index``; the ``llmlab search`` command is
+  ``llmlab.cli.search``.
 
 Leaves out: approximate nearest-neighbour indexes (FAISS, HNSW: worth it once exact search is
 too slow, typically at millions of vectors),
-deleting/updating entries, hybrid ranking and re-ranking (phase 4, RAG).
+deleting/updating entries, hybrid ranking and re-ranking (Phase 4, ``llmlab.retrieval``).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import math
 import os
-import re
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -38,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from llmlab.embeddings import _check_texts, default_embedder, embed, normalize
-from llmlab.ingest import EXTENSIONS, fingerprint, ingest_folder, passage_metadata
+from llmlab.embeddings import check_texts, default_embedder, embed, normalize
 
 INDEX_FORMAT = 1
 
@@ -74,21 +70,28 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return best[order]
 
 
-def _check_k(k: int) -> None:
+def check_k(k: int) -> None:
+    """Raise a clear ValueError unless ``k`` (the number of results) is a whole number >= 1."""
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
 
 
-def _check_query(query: str, k: int) -> None:
+def check_query(query: str, k: int) -> None:
+    """Raise a clear error for a query that is not a non-blank string, or a bad ``k``."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}.")
     if not query.strip():
         raise ValueError("The query is empty: type some words to search for.")
-    _check_k(k)
+    check_k(k)
 
 
-class _Records:
-    """Ids, texts and metadata of the stored entries, kept in the order they were added."""
+class Records:
+    """Ids, texts and metadata of the stored entries, kept in the order they were added.
+
+    The shared base of ``SemanticIndex`` and ``llmlab.bm25.BM25Index``: ``check_new`` validates a
+    batch before anything is stored (so a failed ``add`` changes nothing), ``append`` stores it,
+    ``hit`` turns a position and a score into a ``Hit``.
+    """
 
     def __init__(self) -> None:
         self.ids: list[Any] = []
@@ -99,7 +102,10 @@ class _Records:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def _check_new(self, texts: Sequence[str], ids: Sequence | None, metadata: Sequence | None) -> tuple[list, list]:
+    def check_new(
+        self, texts: Sequence[str], ids: Sequence | None, metadata: Sequence | None
+    ) -> tuple[list, list]:
+        """The ids (default: 0, 1, 2, ... continuing the count) and metadata of a new batch, checked."""
         n = len(texts)
         if ids is None:
             ids = list(range(len(self), len(self) + n))  # default ids: positions 0, 1, 2, ...
@@ -108,8 +114,11 @@ class _Records:
             raise ValueError(f"Got {n} texts but {len(ids)} ids: give one id per text (or none).")
         for i in ids:
             if not isinstance(i, (str, int)) or isinstance(i, bool):
-                raise TypeError(f"Ids must be strings or integers (they are saved as JSON), got {i!r}.")
-        dupes = [i for i, c in Counter(ids).items() if c > 1] + [i for i in ids if i in self._positions]
+                raise TypeError(
+                    f"Ids must be strings or integers (they are saved as JSON), got {i!r}."
+                )
+        dupes = [i for i, c in Counter(ids).items() if c > 1]
+        dupes += [i for i in ids if i in self._positions]
         if dupes:
             raise ValueError(
                 f"Duplicate ids: {sorted(set(map(str, dupes)))[:5]}. Every entry needs its own id "
@@ -119,21 +128,25 @@ class _Records:
         if len(metadata) != n:
             raise ValueError(f"Got {n} texts but {len(metadata)} metadata dicts: give one per text.")
         if not all(isinstance(m, dict) for m in metadata):
-            raise TypeError("Each metadata entry must be a dict, e.g. {'file': 'notes.md', 'line': 3}.")
+            raise TypeError(
+                "Each metadata entry must be a dict, e.g. {'file': 'notes.md', 'line': 3}."
+            )
         return ids, [dict(m) for m in metadata]
 
-    def _append(self, texts: list[str], ids: list, metadata: list[dict]) -> None:
+    def append(self, texts: list[str], ids: list, metadata: list[dict]) -> None:
+        """Store a batch that ``check_new`` accepted."""
         for i in ids:
             self._positions[i] = len(self._positions)
         self.ids += ids
         self.texts += texts
         self.metadata += metadata
 
-    def _hit(self, pos: int, score: float) -> Hit:
-        return Hit(id=self.ids[pos], text=self.texts[pos], score=float(score), metadata=dict(self.metadata[pos]))
+    def hit(self, pos: int, score: float) -> Hit:
+        """The entry at position ``pos`` as a ``Hit`` with ``score`` (metadata copied)."""
+        return Hit(self.ids[pos], self.texts[pos], float(score), dict(self.metadata[pos]))
 
 
-class SemanticIndex(_Records):
+class SemanticIndex(Records):
     """Exact cosine-similarity search over embedded texts.
 
     >>> index = SemanticIndex()
@@ -160,8 +173,8 @@ class SemanticIndex(_Records):
     ) -> None:
         """Embed and store texts; call again to add more. ``vectors`` skips embedding (same model!)."""
         self._check_model()
-        texts = _check_texts(texts)
-        ids, metadata = self._check_new(texts, ids, metadata)
+        texts = check_texts(texts)
+        ids, metadata = self.check_new(texts, ids, metadata)
         if vectors is None:
             new = embed(texts, batch_size=batch_size, model=self.embedder)  # (m, dim)
         else:
@@ -174,11 +187,11 @@ class SemanticIndex(_Records):
             )
         self.dim = int(new.shape[1])
         self.vectors = new if len(self) == 0 else np.concatenate([self.vectors, new])  # (n + m, dim)
-        self._append(texts, ids, metadata)
+        self.append(texts, ids, metadata)
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` stored texts most similar in meaning to ``query``, best first."""
-        _check_query(query, k)
+        check_query(query, k)
         self._check_model()
         if len(self) == 0:
             raise ValueError("The index is empty: add() some texts before searching.")
@@ -187,14 +200,16 @@ class SemanticIndex(_Records):
 
     def search_vector(self, q: np.ndarray, k: int = 5) -> list[Hit]:
         """Like ``search``, for a query that is already an embedding of shape ``(dim,)``."""
-        _check_k(k)
+        check_k(k)
         if len(self) == 0:
             raise ValueError("The index is empty: add() some texts before searching.")
         q = np.asarray(q, dtype=np.float32)
         if q.shape != (self.dim,):
-            raise ModelMismatchError(f"The query vector has shape {q.shape}; this index needs ({self.dim},).")
+            raise ModelMismatchError(
+                f"The query vector has shape {q.shape}; this index needs ({self.dim},)."
+            )
         scores = self.vectors @ q  # (n,) cosine similarities: all vectors have length 1
-        return [self._hit(i, scores[i]) for i in top_k(scores, k)]
+        return [self.hit(i, scores[i]) for i in top_k(scores, k)]
 
     def _check_model(self) -> None:
         name = _model_name(self.embedder)
@@ -264,19 +279,26 @@ class SemanticIndex(_Records):
         records = json.loads(records_bytes)
         index.dim = manifest["dim"]
         index.vectors = vectors
-        index._append(records["texts"], records["ids"], records["metadata"])
+        index.append(records["texts"], records["ids"], records["metadata"])
         index.manifest = manifest
         return index
 
 
 def read_manifest(path: str | Path) -> dict:
-    """The manifest of a saved index (raises a clear error if it is not one)."""
+    """The manifest of a saved index, checked (a clear error if the folder holds no valid index)."""
     file = Path(path) / "manifest.json"
     if not file.is_file():
         raise FileNotFoundError(f"No saved index at {path} (missing manifest.json).")
-    manifest = json.loads(file.read_text())
-    if manifest.get("format") != INDEX_FORMAT:
-        raise ValueError(f"The index at {path} has format {manifest.get('format')}; expected {INDEX_FORMAT}. Rebuild it.")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"The manifest of the index at {path} is not valid JSON ({exc}): rebuild it.") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ValueError(f"The index at {path} has format {found!r}; expected {INDEX_FORMAT}. Rebuild it.")
+    missing = [key for key in ("model", "dim", "count", "checksum", "extra") if key not in manifest]
+    if missing:
+        raise ValueError(f"The manifest of the index at {path} lacks {missing}: rebuild it.")
     return manifest
 
 
@@ -290,152 +312,3 @@ def _model_name(embedder: Any) -> str:
     from llmlab.models import embedder_name
 
     return embedder_name(embedder)
-
-
-# --- keyword baseline ------------------------------------------------------------------------------
-
-WORD = re.compile(r"\w+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens: ``words("Dogs, dogs!") -> ['dogs', 'dogs']``."""
-    return WORD.findall(text.lower())
-
-
-class BM25Index(_Records):
-    """Okapi BM25: score = sum over query words of idf(word) * saturated, length-normalised term frequency.
-
-    For each query word w found in document d:
-        idf(w) = ln(1 + (N - df + 0.5) / (df + 0.5))         rare words count more
-        tf part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avg_len))
-    ``k1`` (1.5) caps how much repeating a word helps; ``b`` (0.75) favours short documents.
-    Documents that share no word with the query score 0 and are not returned.
-    """
-
-    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
-        super().__init__()
-        self.k1, self.b = k1, b
-        self.doc_len = np.zeros(0, dtype=np.float32)  # (n,) words per document
-        self.postings: dict[str, tuple[list[int], list[int]]] = {}  # word -> (doc positions, counts)
-
-    def add(self, texts: Sequence[str], ids: Sequence | None = None, metadata: Sequence[dict] | None = None) -> None:
-        """Tokenise and store texts; call again to add more."""
-        texts = _check_texts(texts)
-        ids, metadata = self._check_new(texts, ids, metadata)
-        lengths = []
-        for pos, text in enumerate(texts, start=len(self)):
-            counts = Counter(words(text))
-            lengths.append(sum(counts.values()))
-            for w, c in counts.items():
-                docs, tfs = self.postings.setdefault(w, ([], []))
-                docs.append(pos)
-                tfs.append(c)
-        self.doc_len = np.concatenate([self.doc_len, np.array(lengths, dtype=np.float32)])
-        self._append(texts, ids, metadata)
-
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for ``query``: shape ``(n,)``; loops over query words only."""
-        n = len(self)
-        scores = np.zeros(n, dtype=np.float32)  # (n,)
-        avg_len = max(float(self.doc_len.mean()), 1e-9) if n else 1.0
-        for w in set(words(query)):
-            if w not in self.postings:
-                continue
-            docs, tfs = (np.array(a) for a in self.postings[w])  # (df,), (df,)
-            idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
-            norm = self.k1 * (1 - self.b + self.b * self.doc_len[docs] / avg_len)  # (df,)
-            scores[docs] += idf * tfs * (self.k1 + 1) / (tfs + norm)
-        return scores
-
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """Up to ``k`` documents sharing words with ``query``, best BM25 score first."""
-        _check_query(query, k)
-        if len(self) == 0:
-            raise ValueError("The index is empty: add() some texts before searching.")
-        s = self.scores(query)
-        return [self._hit(i, s[i]) for i in top_k(s, k) if s[i] > 0]
-
-
-# --- a folder of notes, cached ------------------------------------------------------------------
-
-
-def folder_cache_path(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> Path:
-    """Where the cached index of ``folder`` lives: ``cache_dir()/indexes/<hash of its absolute path>``."""
-    from llmlab.models import cache_dir
-
-    key = str(Path(folder).resolve()) + ("" if extensions == EXTENSIONS else repr(sorted(extensions)))
-    return cache_dir() / "indexes" / hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def index_folder(
-    folder: str | Path,
-    embedder: Any = None,
-    cache: bool = True,
-    rebuild: bool = False,
-    extensions: tuple[str, ...] = EXTENSIONS,
-) -> tuple[SemanticIndex, bool]:
-    """Index every paragraph of the ``.md``/``.txt`` files (or ``extensions``) under ``folder``.
-
-    Returns ``(index, rebuilt)``. With ``cache=True`` a saved index is reused as long as no file
-    was added, removed or changed (paths, sizes and modification times all match) and the
-    embedding model is the same; otherwise (or with ``rebuild=True``) it is rebuilt and saved.
-    """
-    folder = Path(folder)
-    print_ = fingerprint(folder, extensions)  # raises a clear error if folder is not a folder
-    where = folder_cache_path(folder, extensions)
-    embedder = default_embedder() if embedder is None else embedder
-    if cache and not rebuild and (where / "manifest.json").is_file():
-        try:
-            manifest = read_manifest(where)
-            if manifest["extra"].get("fingerprint") == print_ and manifest["model"] == _model_name(embedder):
-                return SemanticIndex.load(where, embedder), False
-        except (ValueError, OSError, KeyError):
-            pass  # a damaged or outdated cache is simply rebuilt
-    passages = ingest_folder(folder, extensions=extensions)
-    if not passages:
-        raise ValueError(f"No paragraphs found: {str(folder)!r} has no non-empty {'/'.join(extensions)} files.")
-    index = SemanticIndex(embedder)
-    index.add(
-        [p.text for p in passages],
-        ids=[p.where for p in passages],
-        metadata=[passage_metadata(p) for p in passages],
-    )
-    if cache:
-        index.save(where, extra={"folder": str(folder.resolve()), "fingerprint": print_})
-    return index, True
-
-
-def format_hit(rank: int, hit: Hit, width: int = 160) -> str:
-    """``1. 0.712  notes/a.md:3-5`` and the start of the passage on the next line."""
-    snippet = " ".join(hit.text.split())
-    snippet = snippet if len(snippet) <= width else snippet[: width - 1] + "…"
-    return f"{rank:>2}. {hit.score:.3f}  {hit.id}\n    {snippet}"
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """``llmlab search PATH "query" [-k 5]``: semantic search over a folder of notes."""
-    parser = argparse.ArgumentParser(
-        prog="llmlab search",
-        description="Semantic search over the .md/.txt files of a folder (indexed by paragraph, cached).",
-    )
-    parser.add_argument("path", help="folder of .md/.txt notes")
-    parser.add_argument("query", help="what to look for, in your own words")
-    parser.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
-    parser.add_argument("--rebuild", action="store_true", help="ignore the cached index and rebuild it")
-    args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.error(f"-k must be at least 1, got {args.k}")
-    if not args.query.strip():
-        parser.error("the query is empty: type some words to search for")
-    try:
-        index, rebuilt = index_folder(args.path, rebuild=args.rebuild)
-        hits = index.search(args.query, k=args.k)
-    except (ValueError, OSError) as exc:
-        print(f"llmlab search: {exc}", file=sys.stderr)
-        return 2
-    files = len({m["file"] for m in index.metadata})
-    state = "built" if rebuilt else "cached"
-    print(f"{len(index)} passages from {files} files ({state} index, model {index.model_name})\n")
-    for rank, hit in enumerate(hits, start=1):
-        print(format_hit(rank, hit))
-    return 0

@@ -10,9 +10,10 @@ each box as a small function that reads its weights straight from ``lm.model`` (
 ``LlamaForCausalLM`` that ``llmlab.models.load_lm`` returns), so the learner can check every
 step against the real thing:
 
-- ``config_of(lm)``: the architecture facts, read from the model's config (never assumed).
-- ``rms_norm``, ``rotary`` + ``rotate_half`` + ``apply_rotary`` (RoPE), ``attention``
-  (grouped-query: 9 query heads share 3 key/value heads), ``mlp`` (SwiGLU).
+- the architecture facts come from ``llmlab.config.config_of(lm)`` (read, never assumed);
+- ``rms_norm``, ``rotary`` + ``rotate_half`` + ``apply_rotary`` (RoPE): the one implementation
+  of each in llmlab (``llmlab.attention`` uses them too); ``queries_keys_values`` and
+  ``attention`` (grouped-query: 9 query heads share 3 key/value heads), ``mlp`` (SwiGLU).
 - ``block_forward(lm, layer, hidden_states)``: one whole decoder layer; equal to the model's
   own layer output (tests check 1e-4).
 - ``residual_stream(lm, text)``: embedding + every block, by hand; ``final_logits`` on top.
@@ -35,56 +36,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-# --- the facts ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TransformerConfig:
-    """Architecture facts of a Llama-family model, read from its config."""
-
-    n_layer: int  # decoder blocks stacked on top of each other (30)
-    n_head: int  # query heads per attention layer (9)
-    n_kv_head: int  # key/value heads, each shared by n_head // n_kv_head query heads (3)
-    n_embd: int  # width of the residual stream, C (576)
-    head_dim: int  # size of one head's query/key/value vectors, hs (64)
-    intermediate_size: int  # width of the SwiGLU MLP, F (1536)
-    vocab_size: int  # rows of the embedding table, V (49152)
-    rope_theta: float  # RoPE base: larger -> slower-turning rotations -> longer contexts
-    rms_norm_eps: float  # keeps rms_norm from dividing by zero
-    tie_word_embeddings: bool  # the LM head reuses the embedding matrix
-    context_length: int  # positions the model was trained on (8192)
-
-
-def config_of(lm: Any) -> TransformerConfig:
-    """Read the architecture facts from ``lm.model.config`` (works for transformers 4.x and 5.x)."""
-    cfg = lm.model.config
-    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type != "default":
-        raise NotImplementedError(
-            f"This re-implementation covers plain RoPE only; the model uses rope_type={rope_type!r}."
-        )
-    theta = rope.get("rope_theta", getattr(cfg, "rope_theta", None))
-    return TransformerConfig(
-        n_layer=cfg.num_hidden_layers,
-        n_head=cfg.num_attention_heads,
-        n_kv_head=cfg.num_key_value_heads,
-        n_embd=cfg.hidden_size,
-        head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
-        intermediate_size=cfg.intermediate_size,
-        vocab_size=cfg.vocab_size,
-        rope_theta=float(theta),
-        rms_norm_eps=float(cfg.rms_norm_eps),
-        tie_word_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
-        context_length=int(cfg.max_position_embeddings),
-    )
+from llmlab.attention import check_layer_head
+from llmlab.config import config_of
 
 
 def _layer(lm: Any, layer: int) -> Any:
     """The model's decoder layer ``layer``, or a ValueError naming the valid range."""
-    n = len(lm.model.model.layers)
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
-        raise ValueError(f"layer must be an int from 0 to {n - 1} (the model has {n} layers), got {layer!r}.")
+    check_layer_head(lm, layer)
     return lm.model.model.layers[layer]
 
 
@@ -123,13 +81,12 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + rotate_half(x) * sin  # (B, heads, T, hs)
 
 
-def attention(
+def queries_keys_values(
     lm: Any, layer: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal grouped-query self-attention of decoder layer ``layer`` on (normalised) ``x``: (B, T, C).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project (normalised) ``x`` (B, T, C) to per-head q (B, nh, T, hs), k and v (B, nkv, T, hs).
 
-    Returns ``(out, weights)``: out (B, T, C) to add to the residual stream, and the attention
-    probabilities (B, nh, T, T).
+    RoPE is applied to q and k; the key/value heads are *not* repeated yet (that is GQA's job).
     """
     cfg = config_of(lm)
     attn = _layer(lm, layer).self_attn
@@ -142,7 +99,20 @@ def attention(
     k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
     v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
     q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # positions enter here, by rotation
-    group = nh // nkv  # 3 query heads share each key/value head
+    return q, k, v
+
+
+def attention(
+    lm: Any, layer: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal grouped-query self-attention of decoder layer ``layer`` on (normalised) ``x``: (B, T, C).
+
+    Returns ``(out, weights)``: out (B, T, C) to add to the residual stream, and the attention
+    probabilities (B, nh, T, T).
+    """
+    q, k, v = queries_keys_values(lm, layer, x, cos, sin)  # (B, nh|nkv, T, hs)
+    B, nh, T, hs = q.shape
+    group = nh // k.shape[1]  # 3 query heads share each key/value head
     k = k.repeat_interleave(group, dim=1)  # (B, nh, T, hs) query head h uses kv head h // group
     v = v.repeat_interleave(group, dim=1)  # (B, nh, T, hs)
     scores = (q @ k.transpose(-2, -1)) * hs**-0.5  # (B, nh, T, T) query i . key j, scaled
@@ -151,7 +121,8 @@ def attention(
     weights = scores.softmax(dim=-1)  # (B, nh, T, T) each row sums to 1
     y = weights @ v  # (B, nh, T, hs) weighted average of value vectors
     y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh*hs) heads side by side again
-    return F.linear(y, attn.o_proj.weight), weights  # (B, T, C), (B, nh, T, T)
+    o_proj = _layer(lm, layer).self_attn.o_proj
+    return F.linear(y, o_proj.weight), weights  # (B, T, C), (B, nh, T, T)
 
 
 def mlp(lm: Any, layer: int, x: torch.Tensor) -> torch.Tensor:

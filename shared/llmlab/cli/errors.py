@@ -2,7 +2,8 @@
 
 ``run(command, body, argv_flags)`` calls ``body()`` and turns the library's ``ValueError``s
 (bad settings, text too long, unknown model, ...) into ``llmlab COMMAND: message`` on stderr
-with exit code 2, instead of a traceback. ``CliError`` is for problems the command itself finds
+with exit code 2, instead of a traceback. ``ArgumentParser`` does the same for a mistyped
+flag. ``CliError`` is for problems the command itself finds
 (a flag out of range, a path that is not a folder). ``flag_names`` rewrites the library's
 parameter names in a message (``max_new_tokens``) into the flags the learner typed
 (``--steps``), so the advice matches what they can change.
@@ -13,15 +14,25 @@ still shows its traceback: that is a bug to report, not the learner's input.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Callable, Mapping
+from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
 
 
 class CliError(ValueError):
     """Bad input found by a command itself; its message is shown as one line."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag raises ``CliError`` (one line, exit 2 via ``run``) instead of
+    printing the whole usage block and exiting from deep inside the parser."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} ({self.prog} --help lists the options)")
 
 
 def flag_names(message: str, flags: Mapping[str, str]) -> str:

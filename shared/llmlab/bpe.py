@@ -1,7 +1,8 @@
 """Byte-pair encoding (BPE) from scratch: the algorithm behind GPT-4's tokenizer, small enough to read.
 
 Covers:
-- ``get_stats`` and ``merge``: the two operations BPE is made of (count neighbouring pairs, replace one).
+- ``get_stats``, ``merge`` and ``best_pair``: the operations BPE is made of (count neighbouring
+  pairs, pick the most frequent, replace it with a new id).
 - ``BasicTokenizer``: BPE on the raw UTF-8 bytes of a text, no pre-splitting. For teaching.
 - ``RegexTokenizer``: byte-level BPE that first splits text with GPT-4's regex (words, numbers,
   punctuation and whitespace never merge across each other), with special tokens like
@@ -10,24 +11,20 @@ Covers:
   ranks, so our encoder gives exactly tiktoken's ids (checked id for id in the tests). The one
   known gap: characters added to Unicode after the tables compiled into tiktoken, which the
   (newer) `regex` module may class as letters.
-- Helpers for looking at tokens with any tokenizer (tiktoken, Hugging Face, or ours):
-  ``token_pieces``, ``show_tokens`` (a coloured view with the id on hover, plain HTML, no scripts),
-  ``count_tokens`` and ``token_cost``.
 
 Speed without losing readability: training counts each distinct chunk once and updates pair
 counts only where a merge happened; encoding merges by rank and remembers every chunk it has
 encoded (English repeats its words, so most chunks are looked up, not merged).
 
-Leaves out: saving/loading trained tokenizers, the Rust-level tricks that make tiktoken faster,
-and training-time handling of special tokens (they are added after training, as GPT models do).
+Leaves out: looking at tokens and counting them (``llmlab.tokens``, ``llmlab.views.tokens``),
+saving/loading trained tokenizers, the Rust-level tricks that make tiktoken faster, and
+training-time handling of special tokens (they are added after training, as GPT models do).
 """
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from itertools import pairwise  # pairwise([1, 2, 3]) -> (1, 2), (2, 3)
 from typing import Any, Literal
 
@@ -390,157 +387,20 @@ class RegexTokenizer(Tokenizer):
         return tok
 
 
-# --- looking at tokens (works with tiktoken, Hugging Face tokenizers and the classes above) -------------
+def with_first_merges(tokenizer: RegexTokenizer, k: int) -> RegexTokenizer:
+    """A copy of a trained ``tokenizer`` that knows only its first ``k`` merges (to see what each adds).
 
-# An example price for illustration only; real prices differ by provider and model and change often.
-EXAMPLE_USD_PER_MILLION_TOKENS = 2.50
-
-
-@dataclass
-class TokenPiece:
-    """One token of a text: its id and what it stands for (``\\xNN`` for part of a character)."""
-
-    id: int
-    text: str
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's table that shows each byte as a printable character (space -> 'Ġ', newline -> 'Ċ')."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
-_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
-
-
-def token_pieces(
-    text: str, tokenizer: Any, *, add_special_tokens: bool = False
-) -> list[TokenPiece]:
-    """Split ``text`` with any tokenizer and return (id, piece) pairs.
-
-    Works with a tiktoken ``Encoding``, our ``Tokenizer`` classes, and Hugging Face tokenizers
-    (byte-level BPE pieces are turned back into text; WordPiece keeps its ``##`` continuation marks).
-    Special-token strings in ``text`` (like "<|im_start|>") are treated as special tokens.
+    ``with_first_merges(tok, 0)`` encodes every byte as its own token.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"token_pieces() needs a str, got {type(text).__name__}.")
-    if hasattr(tokenizer, "decode_single_token_bytes"):  # tiktoken
-        ids = tokenizer.encode(text, allowed_special="all")
-        return [TokenPiece(i, render_token(tokenizer.decode_single_token_bytes(i))) for i in ids]
-    if isinstance(tokenizer, Tokenizer):  # ours
-        ids = (
-            tokenizer.encode(text, allowed_special="all")
-            if isinstance(tokenizer, RegexTokenizer)
-            else tokenizer.encode(text)
-        )
-        return [TokenPiece(i, render_token(tokenizer.decode_bytes([i]))) for i in ids]
-    if hasattr(tokenizer, "convert_ids_to_tokens"):  # Hugging Face
-        ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
-        names = tokenizer.convert_ids_to_tokens(ids)
-        specials = set(tokenizer.all_special_tokens)
-        byte_level = _is_byte_level(tokenizer)  # pieces like 'Ġworld' stand for bytes (' world')
-        pieces = []
-        for i, name in zip(ids, names, strict=True):
-            if byte_level and name not in specials and all(c in _UNICODE_TO_BYTE for c in name):
-                name = render_token(bytes(_UNICODE_TO_BYTE[c] for c in name))
-            pieces.append(TokenPiece(int(i), name))
-        return pieces
-    raise TypeError(
-        f"Don't know how to tokenize with a {type(tokenizer).__name__}: pass a tiktoken Encoding, "
-        "an llmlab Tokenizer, or a Hugging Face tokenizer."
-    )
-
-
-def _is_byte_level(hf_tokenizer: Any) -> bool:
-    """True for GPT-2-style byte-level BPE tokenizers (SmolLM2's), False for WordPiece etc."""
-    backend = getattr(hf_tokenizer, "backend_tokenizer", None)
-    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
-
-
-def count_tokens(text: str, tokenizer: Any = None) -> int:
-    """How many tokens ``text`` is (GPT-4's cl100k_base unless you pass a tokenizer)."""
-    if tokenizer is None:
-        from llmlab.models import load_tokenizer
-
-        tokenizer = load_tokenizer()
-    return len(token_pieces(text, tokenizer))
-
-
-def token_cost(n_tokens: int, usd_per_million: float = EXAMPLE_USD_PER_MILLION_TOKENS) -> float:
-    """Dollars for ``n_tokens`` at a price per million tokens: ``token_cost(2_000_000, 2.5) -> 5.0``.
-
-    The default price is an example, not any provider's current price: pass your own.
-    """
-    if n_tokens < 0 or usd_per_million < 0:
+    if not isinstance(k, int) or not 0 <= k <= len(tokenizer.merges):
         raise ValueError(
-            f"Token count and price must be >= 0, got {n_tokens} and {usd_per_million}."
+            f"k must be an int in [0, {len(tokenizer.merges)}] (the merges learned), got {k!r}."
         )
-    return n_tokens * usd_per_million / 1_000_000
-
-
-# Light background colours that keep black text readable; neighbours always differ.
-PALETTE = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
-
-
-def token_html(pieces: list[TokenPiece], show_whitespace: bool = True) -> str:
-    """Coloured ``<span>``s, one per token, with ``id N`` on hover. Plain HTML: renders offline."""
-    spans = []
-    for k, p in enumerate(pieces):
-        shown = p.text
-        if show_whitespace:
-            shown = shown.replace(" ", "·").replace("\n", "↵\n").replace("\t", "→")
-        spans.append(
-            f'<span title="id {p.id}" style="background:{PALETTE[k % len(PALETTE)]};color:#000;'
-            f'border-radius:3px;padding:1px 0;margin-right:1px">{html.escape(shown)}</span>'
-        )
-    return (
-        '<div style="font-family:monospace;white-space:pre-wrap;line-height:1.9">'
-        + "".join(spans)
-        + f'</div><div style="font-size:small;color:#666">{len(pieces)} tokens</div>'
-    )
-
-
-@dataclass
-class TokenView:
-    """What ``show_tokens`` returns: coloured in a notebook, ``[piece|piece]`` in a terminal."""
-
-    pieces: list[TokenPiece]
-    show_whitespace: bool = True
-
-    def _repr_html_(self) -> str:
-        return token_html(self.pieces, self.show_whitespace)
-
-    def __repr__(self) -> str:
-        return "[" + "|".join(p.text for p in self.pieces) + f"]  ({len(self.pieces)} tokens)"
-
-    @property
-    def ids(self) -> list[int]:
-        return [p.id for p in self.pieces]
-
-
-def show_tokens(
-    text: str,
-    tokenizer: Any = None,
-    *,
-    show_whitespace: bool = True,
-    add_special_tokens: bool = False,
-) -> TokenView:
-    """Show how ``tokenizer`` (default: GPT-4's cl100k_base) splits ``text``; hover a token for its id."""
-    if tokenizer is None:
-        from llmlab.models import load_tokenizer
-
-        tokenizer = load_tokenizer()
-    return TokenView(
-        token_pieces(text, tokenizer, add_special_tokens=add_special_tokens), show_whitespace
-    )
+    merged = sorted(tokenizer.merges.values())  # merged ids, earliest first
+    last = merged[k - 1] if k else -1
+    copy = RegexTokenizer(tokenizer.pattern, tokenizer.cache_size)
+    copy.byte_ids = list(tokenizer.byte_ids)
+    copy.merges = {p: i for p, i in tokenizer.merges.items() if i <= last}
+    later = set(merged[k:])
+    copy.vocab = {i: b for i, b in tokenizer.vocab.items() if i not in later}
+    return copy

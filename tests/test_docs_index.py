@@ -1,0 +1,148 @@
+"""Tests for llmlab.docs_index: incremental re-indexing, rebuilds and why, hybrid search."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from llmlab.docs_index import Chunker, index_path, open_index
+
+
+class FakeEmbedder:
+    """A deterministic stand-in for the sentence embedder that counts what it embeds."""
+
+    def __init__(self, name: str = "fake-a") -> None:
+        self.llmlab_name, self.seen = name, []
+
+    def encode(self, texts, **kwargs):
+        self.seen += list(texts)
+        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest(), np.uint8)[:16] for t in texts]
+        v = np.array(rows, np.float32) + 1.0  # (n, 16)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLAB_DOCS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def docs(tmp_path):
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.md").write_text("# Alpha\n\nAlpha is the first letter of the Greek alphabet.\n")
+    (root / "sub" / "b.txt").write_text("Bananas are yellow fruit that grow in bunches.\n")
+    (root / "c.py").write_text('def cherry():\n    """Return the word cherry."""\n    return "cherry"\n')
+    return root
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_first_index_then_nothing_to_do(docs, cache):
+    before = snapshot(docs)
+    emb = FakeEmbedder()
+    index, report = open_index(docs, embedder=emb)
+    assert report.rebuilt == "there was no index yet"
+    assert (report.n_files, len(report.added), report.embedded) == (3, 3, len(index))
+    assert index.location.is_file() and cache in index.location.parents
+    assert snapshot(docs) == before  # nothing written in the user's folder
+    emb.seen.clear()
+    index2, report2 = open_index(docs, embedder=emb)
+    assert report2.rebuilt is None and report2.unchanged == 3 and emb.seen == []
+    assert [c.text for c in index2.chunks] == [c.text for c in index.chunks]
+    np.testing.assert_array_equal(index2.vectors, index.vectors)
+
+
+def test_incremental_add_modify_delete(docs):
+    emb = FakeEmbedder()
+    index, _ = open_index(docs, embedder=emb)
+    old = {c.source: v for c, v in zip(index.chunks, index.vectors, strict=True)}
+    (docs / "new.rst").write_text("Dates are sweet.\n")
+    (docs / "sub" / "b.txt").write_text("Bananas are long and yellow.\n")
+    os.utime(docs / "sub" / "b.txt", ns=(1, 1))  # a different mtime even on a coarse clock
+    (docs / "a.md").unlink()
+    emb.seen.clear()
+    report = index.update()
+    assert report.added == ["new.rst"] and report.changed == ["sub/b.txt"]
+    assert report.removed == ["a.md"] and report.unchanged == 1
+    assert emb.seen == ["Dates are sweet.", "Bananas are long and yellow."]  # only those embedded
+    sources = [c.source for c in index.chunks]
+    assert sources == ["c.py", "new.rst", "sub/b.txt"]
+    np.testing.assert_array_equal(index.vectors[0], old["c.py"])  # kept, not recomputed
+    np.testing.assert_allclose(index.vectors, emb.encode([c.text for c in index.chunks]), atol=1e-6)
+    assert open_index(docs, embedder=emb)[1].unchanged == 3  # the update was saved
+
+
+def test_touched_but_same_bytes_is_not_reembedded(docs):
+    emb = FakeEmbedder()
+    index, _ = open_index(docs, embedder=emb)
+    os.utime(docs / "a.md", ns=(5, 5))
+    emb.seen.clear()
+    assert index.update().unchanged == 3 and emb.seen == []
+
+
+def test_other_embedding_model_or_chunker_rebuilds_and_says_why(docs):
+    open_index(docs, embedder=FakeEmbedder("fake-a"))
+    _, report = open_index(docs, embedder=FakeEmbedder("fake-b"))
+    assert "'fake-a'" in report.rebuilt and "'fake-b'" in report.rebuilt
+    assert report.embedded == report.n_chunks and "Rebuilt the index" in report.summary()
+    _, report = open_index(docs, embedder=FakeEmbedder("fake-b"), chunker=Chunker(size=64))
+    assert "size=128" in report.rebuilt and "size=64" in report.rebuilt
+
+
+def test_damaged_index_is_rebuilt(docs):
+    index, _ = open_index(docs, embedder=FakeEmbedder())
+    index.location.write_bytes(b"garbage")
+    _, report = open_index(docs, embedder=FakeEmbedder())
+    assert "could not be read" in report.rebuilt
+
+
+def test_chunks_carry_exact_spans_and_lines(docs):
+    index, _ = open_index(docs, embedder=FakeEmbedder())
+    for c in index.chunks:
+        lines = (docs / c.source).read_text().split("\n")
+        assert c.text.split("\n")[0] in lines[c.start_line - 1]
+        assert c.text.split("\n")[-1] in lines[c.end_line - 1]
+
+
+def test_binary_and_empty_files_are_skipped_and_reported(docs):
+    (docs / "blob.md").write_bytes(b"\x00\x01\x02binary")
+    (docs / "empty.txt").write_text("   \n")
+    index, report = open_index(docs, embedder=FakeEmbedder())
+    assert [(s.path, s.reason) for s in report.skipped] == [("blob.md", "binary (NUL bytes)")]
+    assert "Skipped 1 files: blob.md (binary (NUL bytes))" in report.summary()
+    assert "empty.txt" not in {c.source for c in index.chunks}
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        open_index(tmp_path / "nope", embedder=FakeEmbedder())
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "x.bin").write_bytes(b"\x00")
+    with pytest.raises(ValueError, match="Nothing to index"):
+        open_index(tmp_path / "only", embedder=FakeEmbedder())
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "x.md").write_bytes(b"\x00")
+    with pytest.raises(ValueError, match="no readable text"):
+        open_index(tmp_path / "bin", embedder=FakeEmbedder())
+
+
+def test_index_path_depends_on_folder_only(tmp_path, cache):
+    assert index_path(tmp_path / "a") != index_path(tmp_path / "b")
+    assert index_path(tmp_path / "a").parent.parent == cache
+
+
+def test_hybrid_search_with_the_real_embedder(docs, embedder):
+    index, _ = open_index(docs, embedder=embedder)
+    hits = index.search("which fruit is yellow?", k=2)
+    assert hits[0].chunk.source == "sub/b.txt"
+    assert hits[0].cosine is not None and hits[0].cosine == pytest.approx(
+        index.max_cosine("which fruit is yellow?"))
+    assert len(index.search("alphabet", k=10)) == len(index)  # k larger than the index: all of it
+    assert index.max_cosine("Greek alphabet letters") > index.max_cosine("tax law in Peru")
