@@ -95,6 +95,14 @@ def test_stop_string_cuts_both_ways(chat):
     assert "".join(chat.stream(CHATS[2], max_tokens=24, stop=[stop])) == cut.text
 
 
+def test_sampling_is_repeatable_with_a_seed(chat):
+    a = "".join(chat.stream(CHATS[2], max_tokens=12, temperature=0.9, seed=3))
+    b = "".join(chat.stream(CHATS[2], max_tokens=12, temperature=0.9, seed=3))
+    assert a and a == b
+    one = chat.complete(CHATS[2], max_tokens=12, temperature=0.9, seed=3)
+    assert one.text == chat.complete(CHATS[2], max_tokens=12, temperature=0.9, seed=3).text
+
+
 def test_batch_equals_one_at_a_time(chat):
     batch = chat.complete_batch(CHATS, max_tokens=16)
     singles = [chat.complete(m, max_tokens=16) for m in CHATS]

@@ -38,9 +38,7 @@ if TYPE_CHECKING:
 
 Messages = Sequence[dict]  # [{"role": "system" | "user" | "assistant", "content": "..."}]
 ROLES = ("system", "user", "assistant")
-ENV_BASE_URL, ENV_API_KEY, ENV_MODEL = (
-    "LLMLAB_CHAT_BASE_URL", "LLMLAB_CHAT_API_KEY", "LLMLAB_CHAT_MODEL",
-)  # fmt: skip
+ENV_BASE_URL, ENV_API_KEY, ENV_MODEL = "LLMLAB_CHAT_BASE_URL", "LLMLAB_CHAT_API_KEY", "LLMLAB_CHAT_MODEL"
 
 
 @dataclass(frozen=True)
@@ -97,6 +95,11 @@ def _check_request(max_tokens: int, temperature: float, stop: Sequence[str] | No
     if not all(isinstance(s, str) and s for s in stops):
         raise ValueError(f"stop must be a string or a list of non-empty strings, got {stop!r}.")
     return stops
+
+
+def _check_chats(chats: Sequence[Messages]) -> None:
+    if isinstance(chats, str | dict) or not isinstance(chats, Sequence) or not chats:
+        raise ValueError("chats must be a non-empty list of chats (each a list of messages).")
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -186,8 +189,7 @@ class LocalChat:
                        seed: int | None = None) -> list[ChatResult]:  # fmt: skip
         """Answers to many chats in one batch (left padding; greedy = one-at-a-time, token for token)."""
         stops = _check_request(max_tokens, temperature, stop)
-        if isinstance(chats, str | dict) or not isinstance(chats, Sequence) or not chats:
-            raise ValueError("chats must be a non-empty list of chats (each a list of messages).")
+        _check_chats(chats)
         checked = [check_messages(c) for c in chats]
         gens = generate_batch(self.lm, checked, max_new_tokens=max_tokens,
                               temperature=temperature, seed=seed, stop=stops)  # fmt: skip
@@ -279,11 +281,7 @@ class OpenAIChat:
         stops = _check_request(max_tokens, temperature, stop)
         req = {"model": self.model, "messages": check_messages(messages),
                "max_tokens": max_tokens, "temperature": temperature}  # fmt: skip
-        if stops:
-            req["stop"] = stops
-        if seed is not None:
-            req["seed"] = seed
-        return req
+        return req | ({"stop": stops} if stops else {}) | ({"seed": seed} if seed is not None else {})
 
     def complete(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | str | None = None, seed: int | None = None) -> ChatResult:  # fmt: skip
@@ -300,20 +298,15 @@ class OpenAIChat:
                        temperature: float = 0.0, stop: Sequence[str] | str | None = None,
                        seed: int | None = None) -> list[ChatResult]:  # fmt: skip
         """One request per chat, in order (the server does its own batching)."""
-        if isinstance(chats, str | dict) or not isinstance(chats, Sequence) or not chats:
-            raise ValueError("chats must be a non-empty list of chats (each a list of messages).")
+        _check_chats(chats)
         return [self.complete(c, max_tokens, temperature, stop, seed) for c in chats]
 
     def stream(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
                stop: Sequence[str] | str | None = None, seed: int | None = None) -> Iterator[str]:  # fmt: skip
         """Text pieces from the server's event stream (``stream=True``)."""
-        req = self._request(messages, max_tokens, temperature, stop, seed)
-        return self._pieces(req)
-
-    def _pieces(self, req: dict) -> Iterator[str]:
-        for chunk in self.client.chat.completions.create(**req, stream=True):
-            if chunk.choices and (piece := chunk.choices[0].delta.content):
-                yield piece
+        req = self._request(messages, max_tokens, temperature, stop, seed)  # checks run now
+        chunks = (c for c in self.client.chat.completions.create(**req, stream=True))
+        return (c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content)
 
 
 Chat = LocalChat | OpenAIChat

@@ -3,7 +3,8 @@
 Covers ``DocChat(index).ask(question)`` over a ``llmlab.docs_index.DocsIndex``:
 1. rewrite: a follow-up ("and how do I undo that?") becomes a standalone query by adding the
    topic of the last standalone question (``rewrite_query``: a rule, not a model; a 135M model
-   rewrites queries worse than this rule does, and the rule's limits are stated there);
+   rewrites queries worse than this rule does, and the rule's limits are stated there). A
+   follow-up is searched both as written (its new intent) and rewritten (its context), fused by RRF;
 2. retrieve: hybrid BM25 + dense search, ``k`` chunks; if the nearest chunk's cosine similarity
    is below ``min_cosine`` (measured in chat-with-your-docs.ipynb on answerable vs off-topic
    questions) the answer is ``ABSTAIN`` and the model is not called;
@@ -36,6 +37,7 @@ from llmlab.context_window import truncate_chat
 from llmlab.docs_index import DocHit, DocsIndex
 from llmlab.evaluation import STOPWORDS, support_score
 from llmlab.rag import build_prompt, extract_citations, format_passages
+from llmlab.retrieval import rrf
 
 ABSTAIN = "I could not find this in your documents."
 INSTRUCTION = ("Answer the question in one or two sentences using only the numbered passages. "
@@ -159,27 +161,31 @@ def _support(sentence: str, passage: str) -> float | None:
 def check_support(text: str, passages: list[str], min_support: float = MIN_SUPPORT,
                   ) -> tuple[str, list[SentenceCheck]]:
     """Check each sentence of ``text`` against the passages it cites; cite the best one where
-    the model cited none and it passes. Returns the text (with added citations) and the checks."""
-    checks, out = [], []
+    the model cited none and it passes. Returns the text (with added citations; spacing and line
+    breaks kept) and the checks. A fragment of fewer than 2 content words ("1.", "Yes.") is not checked."""
+    checks, out, done = [], [], 0
     for a, b in sentence_spans(text):
-        sentence = text[a:b].strip()
+        seg = text[a:b]
+        sentence = seg.strip()
+        out.append(text[done:a] + seg[:len(seg) - len(seg.lstrip())])
+        done = a + len(seg.rstrip())
         cites = extract_citations(sentence, len(passages))
-        if cites:
-            scores = [_support(sentence, passages[n - 1]) for n in cites]
-            support = None if all(s is None for s in scores) else max(s or 0.0 for s in scores)
-            checks.append(SentenceCheck(sentence, cites, support, support is None or support >= min_support))
+        if len(content_words(re.sub(r"\[[\d,\s]+\]", "", sentence))) < 2:
+            checks.append(SentenceCheck(sentence, cites, None, True))
+        elif cites:
+            support = max(_support(sentence, passages[n - 1]) or 0.0 for n in cites)
+            checks.append(SentenceCheck(sentence, cites, support, support >= min_support))
         else:
-            scores = [_support(sentence, p) for p in passages]
-            if passages and scores[0] is not None:
-                best = max(range(len(passages)), key=lambda i: scores[i])
-                ok = scores[best] >= min_support
-                if ok:
-                    sentence = re.sub(r"([.!?]?)$", rf" [{best + 1}]\1", sentence, count=1)
-                checks.append(SentenceCheck(sentence, [best + 1] if ok else [], scores[best], ok, ok))
-            else:
-                checks.append(SentenceCheck(sentence, [], None, True))
+            scores = [_support(sentence, p) or 0.0 for p in passages]
+            best = max(range(len(passages)), key=lambda i: scores[i]) if passages else 0
+            ok = bool(passages) and scores[best] >= min_support
+            if ok:
+                sentence = re.sub(r"([.!?:]?)$", rf" [{best + 1}]\1", sentence, count=1)
+            checks.append(SentenceCheck(sentence, [best + 1] if ok else [],
+                                        scores[best] if passages else None, ok or not passages, ok))
         out.append(sentence)
-    return " ".join(out), checks
+    out.append(text[done:])
+    return "".join(out).strip(), checks
 
 
 class DocChat:
@@ -221,9 +227,15 @@ class DocChat:
         kept = truncate_chat(self.lm, full, max_tokens=self.window, reserve=self.max_new_tokens)
         return kept, history[:len(full) - len(kept)], passages
 
-    def retrieve(self, query: str) -> tuple[list[DocHit], float]:
-        """The ``k`` hits for ``query`` and the confidence (cosine of the nearest chunk)."""
-        return self.index.search(query, self.k), self.index.max_cosine(query)
+    def retrieve(self, *queries: str) -> tuple[list[DocHit], float]:
+        """The ``k`` hits and the confidence (best cosine of any chunk). Several queries (a
+        follow-up as written and rewritten) are searched each and fused with RRF."""
+        if len(queries) == 1:
+            return self.index.search(queries[0], self.k), self.index.max_cosine(queries[0])
+        runs = [self.index.search(q, self.k) for q in queries]
+        first = {h.chunk: h for run in reversed(runs) for h in run}  # chunk -> its hit
+        fused = rrf([[h.chunk for h in run] for run in runs])[: self.k]
+        return [first[c] for c, _ in fused], max(self.index.max_cosine(q) for q in queries)
 
     def ask(self, question: str, *, on_token: Callable[[str], None] | None = None,
             on_prompt: Callable[[str], None] | None = None, remember: bool = True) -> Answer:
@@ -232,7 +244,7 @@ class DocChat:
         _check_question(question)
         t0 = time.perf_counter()
         query = rewrite_query(question, self.topic)
-        hits, confidence = self.retrieve(query)
+        hits, confidence = self.retrieve(*dict.fromkeys([query, question.strip()]))
         timings = {"retrieve_s": time.perf_counter() - t0}
         if remember and (self.topic is None or not is_follow_up(question)):
             self.topic = question.strip()

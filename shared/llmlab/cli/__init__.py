@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("llmlab.cli.search", "semantic search over a folder of .md/.txt files"),
     "explore": ("llmlab.cli.explore", "step through generation, showing each token's candidates"),
     "attend": ("llmlab.cli.attend", "show which tokens attend to which (heat map / HTML)"),
+    "ask": ("llmlab.cli.ask", "answer a question from a folder of docs, with checked citations"),
+    "chat": ("llmlab.cli.chat", "chat with a folder of docs (follow-ups, cited answers)"),
 }
 
 

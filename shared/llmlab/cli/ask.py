@@ -79,8 +79,8 @@ def print_answer(answer: Any, args: argparse.Namespace, streamed: bool) -> None:
         return
     print(("" if streamed else answer.answer) + "\n")
     if answer.abstained:
-        print(f"(the closest passage has cosine {answer.confidence:.2f}, below "
-              f"the {args.min_cosine:.2f} needed to answer; closest: {answer.hits[0].chunk.source})")
+        print(f"(the nearest passage has cosine similarity {answer.confidence:.2f} with the question, "
+              f"below the {args.min_cosine:.2f} needed to answer: the model was not asked)")
         return
     if answer.answer != answer.raw:
         print(f"Checked answer: {answer.answer}")

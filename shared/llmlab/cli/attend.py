@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llmlab.cli.errors import CliError, run
+from llmlab.cli.errors import ArgumentParser, CliError, run
 
 FLAGS = {"layer": "--layer", "head": "--head", "max_tokens": "--max-tokens"}
 SHOWN_PER_HEAD = 12  # lines per head without --head; more would scroll the answer away
@@ -25,13 +25,8 @@ HINT = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line via llmlab.cli.errors, not usage + exit
-        raise CliError(f"{message} (see llmlab attend --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = ArgumentParser(
         prog="llmlab attend",
         description="Show which earlier tokens each token looks at in the bundled model.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

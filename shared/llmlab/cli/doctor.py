@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from llmlab.cli.errors import ArgumentParser, run
 from llmlab.doctor import run_checks
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmlab doctor", description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("--no-load", action="store_true", help="only look for the models, do not load them")
-    args = parser.parse_args(argv)
-
+def doctor(args: argparse.Namespace) -> int:
     rows = run_checks(load=not args.no_load)
     width = max(len(r[0]) for r in rows)
     for what, ok, detail in rows:
@@ -22,3 +19,9 @@ def cli(argv: list[str] | None = None) -> int:
         return 1
     print("\nAll good: LLM Lab is ready.")
     return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="llmlab doctor", description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("--no-load", action="store_true", help="only look for the models, do not load them")
+    return run("doctor", lambda: doctor(parser.parse_args(argv)))
