@@ -137,7 +137,7 @@ def results_markdown(runs: list[tuple[str, float, int, str]]) -> str:
     ran = {name for name, *_ in runs}
     skipped = [s.stem for s in sorted((ROOT / "benchmarks").glob("bench_*.py")) if s.stem not in ran]
     if skipped:
-        lines += [f"Not run this time (`--only`): {', '.join(skipped)}.", ""]
+        lines += [f"Not run (yet, or left out with `--only`): {', '.join(skipped)}.", ""]
     for name, seconds, code, out in runs:
         status = "" if code == 0 else f", **exit code {code}**"
         lines += [f"## {name}", "", f"`python benchmarks/{name}.py` ({seconds:.0f} s{status})", "",
@@ -145,18 +145,20 @@ def results_markdown(runs: list[tuple[str, float, int, str]]) -> str:
     return "\n".join(lines)
 
 
-def run_benchmarks(only: list[str]) -> list[tuple[str, float, int, str]]:
-    runs = []
+def run_benchmarks(only: list[str], out: Path) -> list[tuple[str, float, int, str]]:
+    """Run each benchmark; rewrite ``out`` after each one, so a cut-short run keeps its figures."""
+    runs: list[tuple[str, float, int, str]] = []
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         if only and script.stem not in only:
             continue
         print(f"running {script.name} ...", flush=True)
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
-                             text=True)
-        text = out.stdout + (f"\n[stderr]\n{out.stderr[-2000:]}" if out.returncode else "")
-        runs.append((script.stem, time.perf_counter() - t0, out.returncode, text))
-        print(out.stdout, end="", flush=True)
+        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                              text=True)
+        text = done.stdout + (f"\n[stderr]\n{done.stderr[-2000:]}" if done.returncode else "")
+        runs.append((script.stem, time.perf_counter() - t0, done.returncode, text))
+        print(done.stdout, end="", flush=True)
+        out.write_text(results_markdown(runs), encoding="utf-8")
     return runs
 
 
@@ -183,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line for line in summary if line and not line.startswith("# ")))
         print(f"durations report: {args.out}")
         return 0
-    runs = run_benchmarks(args.only)
-    args.out.write_text(results_markdown(runs), encoding="utf-8")
+    runs = run_benchmarks(args.only, args.out)
     print(f"results: {args.out}")
     return max((code for _, _, code, _ in runs), default=0)
 
