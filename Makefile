@@ -29,7 +29,7 @@ LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 help:
 	@echo "make lab           set up and open the curriculum in JupyterLab"
 	@echo "make test          set up and run every test, every notebook included"
-	@echo "make check         unit tests only (no notebooks): quick, while you change code"
+	@echo "make check         unit tests only (no notebooks, no slow end-to-end tests): quick"
 	@echo "make my-work       copy every lesson into my-work/ (yours: git ignores it)"
 	@echo "make bench         run the benchmarks, write benchmarks/RESULTS.md"
 	@echo "make browser-test  drive JupyterLab in headless Chromium (CI runs it)"
@@ -66,7 +66,7 @@ test: setup
 	exit $$rc
 
 check: setup
-	$(LAB_ENV) $(BIN)/python -m pytest tests -q $(PYTEST_ARGS)
+	$(LAB_ENV) $(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -2,10 +2,9 @@
 
     python benchmarks/bench_threads.py [--tokens 32] [--repeats 2]
 
-torch runs every forward pass on one thread per core. llmlab's policy (``llmlab.threads``)
-uses one thread for a single sequence's decode step (memory-bound: a second thread buys
-nothing and, when another program holds a core, makes every step wait) and all cores for
-prefill and batches. This prints greedy decoding speed for one prompt (batch 1) and for eight
+torch runs every forward pass on one thread per core; when another program holds a core, the
+thread sharing it is slow and every step waits for it. llmlab's policy (``llmlab.threads``)
+gives each forward pass only the cores nobody else is keeping busy (all of them when idle). This prints greedy decoding speed for one prompt (batch 1) and for eight
 prompts at once (batch 8), before (torch default) and after (llmlab policy), first idle, then
 while a spinning subprocess that this script starts and stops keeps one core busy.
 Goal (issue 9): with one core busy, generation stays within 1.5x of its idle speed.

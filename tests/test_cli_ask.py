@@ -61,6 +61,7 @@ def _env(tmp_path):
             "PYTHONPATH": os.pathsep.join([os.path.dirname(src), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow
 def test_ask_end_to_end_in_a_subprocess(docs, tmp_path):
     before = snapshot(docs)
     out = subprocess.run(
@@ -83,6 +84,7 @@ def test_ask_end_to_end_in_a_subprocess(docs, tmp_path):
     assert "2 files" in out.stderr and snapshot(docs) == before  # nothing written in the folder
 
 
+@pytest.mark.slow
 def test_chat_follow_up_in_a_subprocess(docs, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "llmlab.cli.chat", str(docs), "--json", "-k", "1", "--max-tokens", "8"],

@@ -11,6 +11,7 @@ a changed data file) does. Measured on 2026-11-28: BM25 on 2,000 leads / 800 que
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from llmlab.datasets import wiki_subset
 from llmlab.evaluation import bootstrap_ci, mrr, recall_at_k
@@ -47,6 +48,7 @@ def test_bm25_retrieval_does_not_regress():
     check("bm25 MRR", rr)
 
 
+@pytest.mark.slow
 def test_dense_retrieval_does_not_regress():
     articles = wiki_subset(300, seed=0)  # the same leads as evaluation.ipynb: one embedding cache
     retriever = DenseRetriever([a.extract for a in articles], [a.title for a in articles])

@@ -173,6 +173,7 @@ def test_usage_errors_are_one_line(capsys, argv, message):
     assert line.startswith("llmlab search: ") and message in line and "--help" in line
 
 
+@pytest.mark.slow
 def test_python_m_llmlab_search(tmp_path):
     notes = make_notes(tmp_path / "notes")
     result = run_cli(str(notes), "noisy computer", "-k", "1",

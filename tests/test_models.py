@@ -146,6 +146,7 @@ def rebuilt(lm, tmp_path_factory):
     return {"fresh": fresh, "reread": reread, "path": path, "warnings": caught}
 
 
+@pytest.mark.slow
 def test_cached_model_equals_freshly_dequantized(lm, rebuilt):
     fresh = rebuilt["fresh"]
     text = "The quick brown fox jumps over the lazy dog. Tokens, logits, caches!"
@@ -157,6 +158,7 @@ def test_cached_model_equals_freshly_dequantized(lm, rebuilt):
     assert lm.tokenizer.chat_template == fresh.tokenizer.chat_template
 
 
+@pytest.mark.slow
 def test_corrupted_cache_is_detected_and_rebuilt(lm, rebuilt):
     assert any("damaged" in str(w.message) for w in rebuilt["warnings"])
     path = rebuilt["path"]

@@ -130,6 +130,7 @@ def _as_saved_by_jupyterlab(text: str) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
+@pytest.mark.slow
 def test_a_run_and_saved_notebook_shows_no_change_in_git(tmp_path):
     """Install the filter in a scratch repo, commit a lesson, save it with outputs: git finds no
     change to commit, and what it would store has no outputs."""

@@ -68,6 +68,7 @@ def test_bm25_finds_keyword_and_skips_nonmatching():
     assert len(hits) == 1  # no other passage shares a word with the query
 
 
+@pytest.mark.slow
 def test_dense_matches_bruteforce_and_faiss_flat(embedder, wiki, wiki_dense):
     texts, dense = wiki_dense.texts, wiki_dense
     queries = [a.description for a in wiki[:30]]

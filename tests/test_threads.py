@@ -14,12 +14,21 @@ def no_env_cap(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def test_one_thread_for_a_decode_step_all_free_cores_for_the_rest(no_env_cap, monkeypatch):
-    assert threads.threads_for(1) == 1
+def test_every_forward_pass_gets_the_free_cores(no_env_cap, monkeypatch):
     monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)  # an idle machine
-    assert threads.threads_for(8) == threads.thread_cap() >= 1
+    for rows in (1, 8):
+        assert threads.threads_for(rows) == threads.thread_cap() >= 1
     monkeypatch.setattr(threads, "busy_cores", lambda: 64.0)  # every core busy elsewhere
-    assert threads.threads_for(8) == 1
+    for rows in (1, 8):
+        assert threads.threads_for(rows) == 1
+
+
+def test_one_busy_core_leaves_the_others(no_env_cap, monkeypatch):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.0)
+    assert threads.threads_for(1) == max(1, min(threads.thread_cap(), cores - 1))
 
 
 def test_busy_cores_is_a_plausible_reading():
@@ -40,8 +49,9 @@ def test_env_caps_the_threads(monkeypatch, no_env_cap, var):
         threads.thread_cap()
 
 
-def test_use_threads_sets_and_restores_torch(no_env_cap):
+def test_use_threads_sets_and_restores_torch(no_env_cap, monkeypatch):
     before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "busy_cores", lambda: 64.0)  # every core busy elsewhere
     with threads.use_threads(1) as n:
         assert n == 1 and torch.get_num_threads() == 1
     assert torch.get_num_threads() == before

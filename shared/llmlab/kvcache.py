@@ -48,8 +48,8 @@ def cached_forward(
     """Run ``model`` on ``input_ids`` ``(B, T)`` on top of ``cache``; return (output, new cache).
 
     ``cache=None`` starts a new one. Extra ``kwargs`` (``attention_mask``, ``position_ids``,
-    ``logits_to_keep``) go to the model. Uses ``llmlab.threads``: one thread for a single
-    sequence's decode step, all cores for prefill and batches.
+    ``logits_to_keep``) go to the model. Uses ``llmlab.threads``: the cores no other
+    program is keeping busy.
     """
     import torch
 

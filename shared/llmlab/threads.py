@@ -1,20 +1,21 @@
-"""How many CPU threads a forward pass gets: one for a single-sequence decode step, all for the rest.
+"""How many CPU threads a forward pass gets: every core that no other program is keeping busy.
 
-Why: decoding one token of one sequence is a chain of small matrix-vector products that are
-limited by memory bandwidth, not arithmetic, so a second thread buys nothing, and when another
-program keeps a core busy, torch's default (one thread per core) makes every step wait for the
-slowest thread. Measured on a 2-core machine with one core busy (issue 9): 17.3 -> 5.8 tokens/s
-with 2 threads, 17.6 tokens/s with 1. Prefill (many tokens at once) and batches (many sequences
-at once) are real matrix-matrix work and do gain from every core. ``benchmarks/bench_threads.py``
-prints the comparison on your machine.
+Why: torch's default is one thread per core, and a forward pass waits for its slowest thread at
+every layer. When another program keeps a core busy, the thread that shares that core is slow,
+and every step waits for it: one-prompt decoding fell from 19.6 to 5.8 tokens/s with one core
+busy (`benchmarks/bench_threads.py`, 2 cores). Using only the free cores keeps it at the speed
+of one core (13.6 tokens/s), and on an idle machine nothing changes (both cores, full speed).
+An earlier version gave a single-sequence decode step one thread always; on this machine that
+cost a third of the idle speed (13.5 vs 19.6 tokens/s), so the rule is now the same for every
+forward pass. The benchmark prints the comparison on your machine.
 
 Covers:
 - ``thread_cap()``: the most threads llmlab uses: ``LLMLAB_THREADS`` or ``OMP_NUM_THREADS`` if
   set, else torch's own default (one per core).
-- ``threads_for(rows)``: the policy. ``rows`` = sequences x new positions of one forward pass;
-  1 row (a single-sequence decode step) -> 1 thread; more -> ``thread_cap()``, minus the cores
-  other programs are keeping busy (``busy_cores()``, Linux only): a thread that has to share its
-  core makes every other thread wait for it at each step.
+- ``busy_cores()``: how many cores other programs kept busy in the last quarter second (Linux's
+  ``/proc``; 0 elsewhere, i.e. the machine is assumed idle).
+- ``threads_for(rows)``: the policy for one forward pass over ``rows`` = sequences x new
+  positions: ``thread_cap()`` minus the busy cores, at least 1.
 - ``use_threads(rows)``: a context manager around a forward pass that applies the policy and
   restores torch's setting afterwards. ``policy_enabled(False)`` switches the policy off
   (torch's default everywhere), for before/after comparisons.
@@ -90,11 +91,12 @@ def busy_cores() -> float:
 
 
 def threads_for(rows: int) -> int:
-    """Threads for a forward pass over ``rows`` = sequences x new positions. ``threads_for(1) -> 1``."""
+    """Threads for a forward pass over ``rows`` = sequences x new positions: the free cores.
+
+    On an idle 2-core machine ``threads_for(1) -> 2``; with one core busy elsewhere, 1.
+    """
     if not isinstance(rows, int) or rows < 1:
         raise ValueError(f"rows (sequences x new tokens) must be an integer >= 1, got {rows!r}.")
-    if rows == 1:
-        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     free = round((cores or 1) - busy_cores())  # cores nobody else is using
     return max(1, min(thread_cap(), free))
@@ -104,7 +106,7 @@ def threads_for(rows: int) -> int:
 def use_threads(rows: int) -> Iterator[int]:
     """Run the block with ``threads_for(rows)`` torch threads; torch's setting comes back after.
 
-    >>> with use_threads(1):   # a single-sequence decode step
+    >>> with use_threads(1):   # a single-sequence decode step: the free cores
     ...     out = model(input_ids=next_token, ...)
     """
     import torch
