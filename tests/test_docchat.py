@@ -154,7 +154,7 @@ def test_ask_many_matches_ask_and_abstains_per_question(index, lm):
 
 
 def test_chat_box_builds(index, lm):
-    from llmlab.docchat import chat_box
+    from llmlab.views.docchat_box import chat_box
 
     box = chat_box(DocChat(index, ScriptedChat("Use shutil.copy [1]."), lm=lm, k=1))
     (question, button), answer, sources = box.children[0].children, *box.children[1:]

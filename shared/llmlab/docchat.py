@@ -20,6 +20,8 @@ The support check is a word-overlap proxy: it catches an answer about words the 
 uses, but not negation ("is" vs "is not"), paraphrase (a faithful rewording can fail) or right
 words combined wrongly. An entailment model would do better; none ships offline here.
 
+The chat box that shows it in a notebook is ``llmlab.views.docchat_box.chat_box``.
+
 Leaves out: re-ranking, answering from several folders at once, and saving conversations.
 """
 
@@ -308,30 +310,3 @@ def checked(answer: Answer, passages: list[str]) -> Answer:
                                  hits[n - 1].chunk.end_line, hits[n - 1].chunk.text)
                         for n in sorted({n for s in answer.sentences for n in s.cites})]
     return answer
-
-
-def chat_box(bot: DocChat) -> Any:
-    """An ipywidgets chat box: a question in, the answer streamed, each source expandable."""
-    import html
-
-    import ipywidgets as w
-
-    question, button = w.Text(placeholder="Ask about your documents"), w.Button(description="Ask")
-    answer, sources = w.HTML(), w.Accordion()
-
-    def on_ask(_: Any) -> None:
-        answer.value, sources.children, shown = "", (), []
-
-        def stream(piece: str) -> None:
-            shown.append(piece)
-            answer.value = f"<p>{html.escape(''.join(shown))}</p>"
-
-        a = bot.ask(question.value, on_token=stream)
-        flags = "".join(f"<br><i>not supported by its source: {html.escape(s)}</i>" for s in a.unsupported)
-        answer.value = f"<p>{html.escape(a.answer)}{flags}</p>"
-        sources.children = [w.HTML(f"<pre>{html.escape(c.text)}</pre>") for c in a.citations]
-        for i, c in enumerate(a.citations):
-            sources.set_title(i, f"[{c.n}] {c.source}:{c.start_line}-{c.end_line}")
-
-    button.on_click(on_ask)
-    return w.VBox([w.HBox([question, button]), answer, sources])
