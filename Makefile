@@ -16,6 +16,9 @@ STAMP := $(VENV)/.llmlab-setup-done
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
+# `make test` runs tests and notebooks in 2 processes (pytest-xdist; each notebook stays whole in
+# one process). `make test TEST_WORKERS=0` runs them one at a time.
+TEST_WORKERS ?= 2
 # `make lab LAB_ARGS=--no-browser` prints the URL instead of opening a browser.
 LAB_ARGS ?=
 REPORTS := .llmlab-reports
@@ -24,7 +27,7 @@ LAB_ENV := VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH"
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 
-.PHONY: lab test check setup lint doctor clean-notebooks bench browser-test my-work help
+.PHONY: lab test check setup lint doctor clean-notebooks bench browser-test my-work timings help
 
 help:
 	@echo "make lab           set up and open the curriculum in JupyterLab"
@@ -32,6 +35,7 @@ help:
 	@echo "make check         unit tests only (no notebooks, no slow end-to-end tests): quick"
 	@echo "make my-work       copy every lesson into my-work/ (yours: git ignores it)"
 	@echo "make bench         run the benchmarks, write benchmarks/RESULTS.md"
+	@echo "make timings       run every notebook alone, one after another: the time you will wait"
 	@echo "make browser-test  drive JupyterLab in headless Chromium (CI runs it)"
 
 $(BIN)/python:
@@ -60,13 +64,25 @@ lab: setup
 
 test: setup
 	@mkdir -p $(REPORTS)
-	@$(LAB_ENV) $(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS); rc=$$?; \
-	$(BIN)/python benchmarks/report.py durations $(REPORTS)/junit.xml --out $(REPORTS)/durations.md \
+	@$(LAB_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope \
+		--junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python benchmarks/report.py durations $(REPORTS)/junit.xml --workers $(TEST_WORKERS) \
+		--out $(REPORTS)/durations.md \
 		|| echo "(no durations report: pytest wrote no $(REPORTS)/junit.xml)"; \
 	exit $$rc
 
+# The notebooks one at a time, nothing else running: per-cell times as a learner sees them
+# (budget: no cell over 30 s, no notebook over 90 s on 2 idle cores).
+timings: setup
+	@mkdir -p $(REPORTS)
+	@$(LAB_ENV) $(BIN)/python -m pytest -n 0 phase-*/*.ipynb \
+		--junitxml=$(REPORTS)/timings.xml $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python benchmarks/report.py durations $(REPORTS)/timings.xml --workers 0 \
+		--out $(REPORTS)/timings.md; \
+	exit $$rc
+
 check: setup
-	$(LAB_ENV) $(BIN)/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
+	$(LAB_ENV) $(BIN)/python -m pytest tests -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

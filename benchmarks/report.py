@@ -50,7 +50,7 @@ def read_junit(path: Path) -> list[tuple[str, str, float, str]]:
     return rows
 
 
-def durations_markdown(rows: list[tuple[str, str, float, str]], source: str) -> str:
+def durations_markdown(rows: list[tuple[str, str, float, str]], source: str, workers: int = 0) -> str:
     notebooks: dict[str, float] = defaultdict(float)
     cells = []
     tests = []
@@ -72,6 +72,10 @@ def durations_markdown(rows: list[tuple[str, str, float, str]], source: str) -> 
         f"Budget on an idle 2-core machine: no cell over {CELL_BUDGET_S:.0f} s, "
         f"no notebook over {NOTEBOOK_BUDGET_S:.0f} s.", "",
     ]
+    if workers > 1:
+        lines += [f"Run in {workers} parallel processes: cells shared the cores, so each time is "
+                  "longer than a learner waits alone. `make timings` runs the notebooks one at "
+                  "a time for the budget check.", ""]
     if slow_cells or slow_nbs:
         lines += ["**Over budget:**", ""]
         lines += [f"- notebook `{nb}`: {notebooks[nb]:.1f} s" for nb in slow_nbs]
@@ -194,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("durations", help="per-notebook and per-cell times from JUnit XML")
     d.add_argument("junit", type=Path)
     d.add_argument("--out", type=Path, default=ROOT / ".llmlab-reports" / "durations.md")
+    d.add_argument("--workers", type=int, default=0, help="pytest-xdist processes of the run")
     r = sub.add_parser("results", help="run benchmarks/bench_*.py, write one results file")
     r.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     r.add_argument("--only", action="append", default=[], help="e.g. bench_models (repeatable)")
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report.py: {args.junit} not found (run pytest with --junitxml)",
                   file=sys.stderr)
             return 2
-        text = durations_markdown(read_junit(args.junit), str(args.junit))
+        text = durations_markdown(read_junit(args.junit), str(args.junit), args.workers)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
         summary = text.split("## Notebooks")[0].strip().splitlines()
