@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "phase-2-generation/token-probability-explorer.ipynb",
     "phase-3-transformer/attention-visualizer.ipynb",
+    "phase-4-rag/chat-with-your-docs.ipynb",  # the chat box: a question typed, Ask pressed
 ]
+QUESTION = "How do I copy an object in Python?"  # typed into a text box next to a button
 CHROMIUM = os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -207,8 +209,8 @@ def check_cells(nb: str, model: dict) -> int:
 
 
 def move_a_control(page, nb: str) -> str:
-    """Nudge the first widget slider (else dropdown, else button) and wait for its view to
-    change what it shows."""
+    """Nudge the first widget slider (else dropdown, else button: after typing a question into
+    the text box beside it, if there is one) and wait for its view to change what it shows."""
     candidates = [
         (".jp-OutputArea .jupyter-widgets .noUi-handle", "slider"),
         (".jp-OutputArea .jupyter-widgets select", "dropdown"),
@@ -230,6 +232,10 @@ def move_a_control(page, nb: str) -> str:
             options = control.locator("option")
             control.select_option(index=1 if options.count() > 1 else 0)
         else:
+            box = control.locator("xpath=ancestor::div[contains(@class,'widget-box')][1]")
+            text = box.locator("input[type=text]").first if box.count() else box
+            if box.count() and text.count():
+                text.fill(QUESTION)
             control.click()
         deadline = time.time() + WIDGET_TIMEOUT_S
         while time.time() < deadline:
