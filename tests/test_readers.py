@@ -80,3 +80,16 @@ def test_scan_folder_bad_input(tmp_path):
     (empty / "pic.png").write_bytes(b"\x89PNG")
     with pytest.raises(ValueError, match="Nothing to index"):
         scan_folder(empty)
+
+
+def test_scan_folder_skips_links_that_leave_the_folder(tmp_path):
+    outside = tmp_path / "secret.md"
+    outside.write_text("api key: do-not-index\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\nfine\n")
+    (docs / "inner.md").symlink_to(docs / "a.md")  # a link that stays inside: kept
+    (docs / "leak.md").symlink_to(outside)
+    ok, skipped = scan_folder(docs)
+    assert sorted(p.name for p in ok) == ["a.md", "inner.md"]
+    assert [s.path for s in skipped] == ["leak.md"] and "outside the folder" in skipped[0].reason

@@ -127,7 +127,8 @@ def read_document(path: str | Path, root: str | Path | None = None) -> Document:
 def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
     """Supported files under ``root`` (sorted; hidden and tool folders skipped) and the ones to skip.
 
-    Only cheap checks here (size, permission); ``read_document`` finds binary content.
+    Only cheap checks here (size, permission, links leading out of the folder);
+    ``read_document`` finds binary content.
     Raises ``ValueError`` if ``root`` is missing, not a folder, or holds no supported file.
     """
     if not Path(root).is_dir():
@@ -138,8 +139,12 @@ def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
         raise ValueError(f"Nothing to index: {str(root)!r} has no {', '.join(SUPPORTED)} files "
                          "(hidden folders such as .git are skipped). Point it at a docs folder.")
     ok, skipped = [], []
+    inside = Path(root).resolve()
     for p in files:
         rel = p.relative_to(root).as_posix()
+        if not p.resolve().is_relative_to(inside):  # a symlink out of the folder: never read it
+            skipped.append(Skipped(rel, "a link to a file outside the folder (not read)"))
+            continue
         try:
             size = p.stat().st_size
         except OSError as exc:
