@@ -93,3 +93,13 @@ def test_scan_folder_skips_links_that_leave_the_folder(tmp_path):
     ok, skipped = scan_folder(docs)
     assert sorted(p.name for p in ok) == ["a.md", "inner.md"]
     assert [s.path for s in skipped] == ["leak.md"] and "outside the folder" in skipped[0].reason
+
+
+def test_scan_folder_skips_broken_links_and_link_loops(tmp_path):
+    (tmp_path / "a.md").write_text("# A\n")
+    (tmp_path / "gone.md").symlink_to(tmp_path / "missing.md")
+    (tmp_path / "loop1.md").symlink_to(tmp_path / "loop2.md")
+    (tmp_path / "loop2.md").symlink_to(tmp_path / "loop1.md")
+    ok, skipped = scan_folder(tmp_path)
+    assert [p.name for p in ok] == ["a.md"]
+    assert sorted(s.path for s in skipped) == ["gone.md", "loop1.md", "loop2.md"]

@@ -10,6 +10,8 @@
   (FAQ, tutorial, glossary, some howtos and library pages) in ``phase-4-rag/data/python-docs/``.
 - ``load_python_faq()``: the FAQ as an eval set: each question heading with the character
   span of its answer in the FAQ page's text *with the question headings removed*.
+- ``load_research_questions()``: the Phase 5 research agent's questions over the Wikipedia
+  summaries, with gold articles and short answers (``phase-5-agents/data/``).
 
 Each loader returns plain Python objects (dataclasses, lists), checks the file is there and
 says how to get it back if not. Leaves out: downloading anything; every file ships with the
@@ -199,3 +201,40 @@ def load_faq_pages() -> list[Doc]:
 def load_python_faq() -> list[FaqItem]:
     """Every FAQ question heading with its answer's character span in ``load_faq_pages()``."""
     return list(_faq()[1])
+
+
+# --- research questions (Phase 5 project) -----------------------------------------------------
+
+RESEARCH_QUESTIONS_FILE = "phase-5-agents/data/research_questions.jsonl"
+
+
+@dataclass(frozen=True)
+class ResearchQuestion:
+    """A question over the default research corpus (``llmlab.corpus.wiki_corpus``).
+
+    ``answers``: accepted short answers (each appears word for word in a gold lead); ``gold``:
+    the titles of the articles that support it; ``sources``: their file names in the corpus;
+    ``hops``: how many articles it needs (2 = compare or chain two facts).
+    """
+
+    question: str
+    answers: tuple[str, ...]
+    gold: tuple[str, ...]
+    hops: int
+    sources: tuple[str, ...] = ()
+    kind: str = ""
+    id: str = ""
+
+
+def load_research_questions() -> list[ResearchQuestion]:
+    """The research agent's question set, in file order (how it was built and checked, and the
+    licence: phase-5-agents/data/README.md)."""
+    out = []
+    with data_file(RESEARCH_QUESTIONS_FILE).open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                out.append(ResearchQuestion(r["question"], tuple(r["answers"]), tuple(r["gold"]),
+                                            int(r["hops"]), tuple(r.get("sources", ())),
+                                            r.get("kind", ""), r.get("id", "")))
+    return out

@@ -6,6 +6,8 @@ Covers:
 - ``generate``: the loop written out for one prompt -- forward, pick a token, append, repeat --
   with a KV cache (``llmlab.kvcache``), the sampling pipeline of ``llmlab.sampling``, a private
   seeded random stream, stop at end-of-sequence (or a stop string), and a ``Step`` per token.
+  ``constraint=`` (``llmlab.constrained``) forbids, at each step, the tokens that would break a
+  regex/schema/grammar.
 - ``generate_batch``: many prompts at once, left-padded into one batch with one KV cache; each
   row stops on its own. Greedy outputs are token-identical to ``generate`` one prompt at a time.
   ``sample_many``: n samples of one prompt, as a batch.
@@ -79,7 +81,8 @@ class Generation:
     text: str
     steps: list[Step]
     prompt_ids: list[int] = field(default_factory=list)
-    stop_reason: str = "length"  # "eos" (model said done), "stop" (a stop string), "length"
+    stop_reason: str = "length"  # "eos" (model said done), "stop" (a stop string), "length",
+    # or "constraint" (the constraint is complete: nothing but end-of-sequence could follow)
 
 
 def next_token_logits(lm: LM, prompt: Prompt, chat: bool = False) -> torch.Tensor:
@@ -149,6 +152,7 @@ def generate(
     use_cache: bool = True,
     n_candidates: int = 10,
     stop: str | Sequence[str] = (),
+    constraint: Any = None,
 ) -> Generation:
     """Write up to ``max_new_tokens`` tokens after ``prompt``, one forward pass per token.
 
@@ -156,6 +160,11 @@ def generate(
     from ``sampling_distribution`` with a private ``torch.Generator``: the same ``seed`` gives the
     same text. ``use_cache=False`` re-reads the whole sequence every step (slow; for comparison).
     ``stop``: strings that end the answer (the text is cut before them).
+    ``constraint``: an object with ``.allowed()`` (bool ``(V,)``), ``.advance(token_id)`` and
+    ``.done`` (``llmlab.constrained``). Forbidden tokens get score -inf *before* choosing (greedy
+    or sampled; ``Step.prob`` still shows the model's own belief), the chosen token is passed to
+    ``advance``, and generation ends with stop_reason "constraint" once ``done`` is True, or
+    "eos" if the model (allowed to) wrote end-of-sequence first.
     """
     import torch
 
@@ -185,6 +194,9 @@ def generate(
         scores = apply_penalties(
             logits, ids, new_ids, repetition_penalty, frequency_penalty, presence_penalty
         )
+        if constraint is not None:  # forbidden tokens can never be chosen
+            allowed = torch.from_numpy(constraint.allowed())  # (V,) bool
+            scores = scores.masked_fill(~allowed, float("-inf"))
         if temperature == 0:
             next_id, dist = int(scores.argmax()), None
         else:
@@ -194,11 +206,16 @@ def generate(
         steps.append(_step(lm, probs, next_id, dist, n_candidates))
         ids.append(next_id)
         new_ids.append(next_id)
+        if constraint is not None:
+            constraint.advance(next_id)
         if next_id in stop_ids:
             stop_reason = "eos"
             break
         if stop and (text := _hit_stop(lm, new_ids, stop)) is not None:
             stop_reason = "stop"
+            break
+        if constraint is not None and constraint.done:
+            stop_reason = "constraint"
             break
         feed = torch.tensor([[next_id]])  # (1, 1): only the new token; the cache has the rest
 

@@ -142,7 +142,12 @@ def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
     inside = Path(root).resolve()
     for p in files:
         rel = p.relative_to(root).as_posix()
-        if not p.resolve().is_relative_to(inside):  # a symlink out of the folder: never read it
+        try:
+            target = p.resolve(strict=True)
+        except (OSError, RuntimeError):  # a broken link, or a loop of links
+            skipped.append(Skipped(rel, "a link that leads nowhere (broken, or a loop)"))
+            continue
+        if not target.is_relative_to(inside):  # a symlink out of the folder: never read it
             skipped.append(Skipped(rel, "a link to a file outside the folder (not read)"))
             continue
         try:

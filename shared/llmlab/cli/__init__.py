@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attend": ("llmlab.cli.attend", "show which tokens attend to which (heat map / HTML)"),
     "ask": ("llmlab.cli.ask", "answer a question from a folder of docs, with checked citations"),
     "chat": ("llmlab.cli.chat", "chat with a folder of docs (follow-ups, cited answers)"),
+    "serve": ("llmlab.cli.serve", "serve the model as an OpenAI-compatible API (tools, streaming)"),
+    "research": ("llmlab.cli.research", "research a question in a folder: search, read, cite, verify"),
 }
 
 

@@ -1,0 +1,370 @@
+"""Constrained decoding: at every step, forbid the tokens that would make the output invalid.
+
+A *constraint* says which tokens may come next so the text stays in a language (a regex, a JSON
+schema, a grammar); ``generate(..., constraint=c)`` gives the others score -inf before choosing.
+Protocol: ``.allowed() -> np.ndarray`` (bool ``(V,)``), ``.advance(token_id)``, ``.done``,
+``.reset()``.
+
+- ``RegexConstraint(lm, pattern)``: the idea by hand (``regex`` partial matching; slow, see why).
+- ``GrammarConstraint(lm, schema=... | grammar=...)``: the same masks from llguidance (Rust).
+- ``tool_call_schema`` / ``tool_call_grammar`` / ``tool_call_regex``: the language of
+  ``<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>`` under ``tool_choice`` "auto"
+  (text, or a call), "required", "none" (text only) or ``{"type": "function", "function":
+  {"name": ...}}``. ``json_schema_regex``: a small JSON schema -> regex. JSON is laid out like
+  ``json.dumps`` (", " and ": ") in both engines, so both accept exactly the same texts.
+- ``ConstraintError``: a schema or grammar the engine cannot handle, or a dead end.
+
+Leaves out: batched masks, backtracking, llguidance's forced-token fast-forward (switched off so
+both engines allow the same tokens), string ``pattern``/``format`` and number bounds in the
+hand-written regex compiler (llguidance handles them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmlab.chat_template import stop_token_ids
+from llmlab.tool_format import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+
+if TYPE_CHECKING:
+    from llmlab.models import LM
+    from llmlab.tools import Tool
+
+# The JSON layout json.dumps writes (and the prompt's examples use): ", " and ": ", no newlines.
+JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+NO_CALL_TEXT = r"(?:(?!<tool_call>)[\s\S])*"  # any text that never writes "<tool_call>"
+_STRING = r'"(?:[^"\\\x00-\x1f\x7f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_INTEGER = r"-?(?:0|[1-9][0-9]*)"
+_NUMBER = _INTEGER + r"(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_NOTES = {"description", "title", "default", "examples", "$schema", "$comment"}  # ignored keys
+_CACHE: dict[tuple[str, int], tuple[Any, Any]] = {}  # (what, id(tokenizer)) -> (tokenizer, value)
+
+
+class ConstraintError(ValueError):
+    """A schema/grammar the constraint engine cannot use, or no token can continue the text."""
+
+
+def _cached(kind: str, tokenizer: Any, build: Any) -> Any:
+    """``build(tokenizer)`` once per tokenizer (the tokenizer is kept alive, so its id stays)."""
+    key = (kind, id(tokenizer))
+    if key not in _CACHE:
+        _CACHE[key] = (tokenizer, build(tokenizer))
+    return _CACHE[key][1]
+
+
+def _vocab_size(lm: LM) -> int:
+    from llmlab.config import config_of
+
+    return config_of(lm).vocab_size
+
+
+class TokenTable:
+    """Every token's text, decoded once per tokenizer (~0.2 s): what ``RegexConstraint`` tests.
+
+    ``usable`` is False for special tokens and for byte pieces of a character ("\\ufffd" alone).
+    ``prefixes``: for k = 1, 2 the distinct k-character beginnings and each token's index among
+    them, so a beginning shared by thousands of tokens (" " starts half the vocabulary) is
+    tested once.
+    """
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self.texts = [tokenizer.decode([i]) for i in range(vocab_size)]
+        special = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})}
+        special |= set(tokenizer.all_special_ids)
+        self.usable = np.array([i not in special and t != "" and "\ufffd" not in t
+                                for i, t in enumerate(self.texts)])  # (V,) fmt: skip
+        self.lengths = np.array([len(t) for t in self.texts])  # (V,)
+        self.prefixes = []
+        for k in (1, 2):
+            heads = np.array([t[:k] for t in self.texts], dtype=object)  # (V,)
+            self.prefixes.append((k, *np.unique(heads, return_inverse=True)))
+
+
+def token_table(lm: LM) -> TokenTable:
+    """The cached ``TokenTable`` of ``lm``'s tokenizer."""
+    return _cached("texts", lm.tokenizer, lambda tok: TokenTable(tok, _vocab_size(lm)))
+
+
+class RegexConstraint:
+    """Keep the output a (prefix of a) full match of ``pattern``: the hand-written version.
+
+    A token may come next if ``regex.fullmatch(pattern, text_so_far + token_text, partial=True)``
+    still holds (partial: "this could still become a match"); end-of-sequence only once the text
+    is a complete match. Cost per step: one regex call per 1- and 2-character beginning still in
+    play, then one per surviving longer token. Between JSON keys that is a few calls (a few ms);
+    inside a JSON string or free text nearly all 49,152 tokens survive, and each call re-scans
+    the whole text so far: hundreds of milliseconds per token, more than the model's forward
+    pass. Real engines (llguidance, outlines, XGrammar) compile the language into an automaton
+    once, carry its state from token to token instead of re-reading the text, and walk a trie of
+    the vocabulary so a shared prefix is tested once: well under a millisecond per token.
+    Tokens that are only part of a character (byte pieces) are never allowed here.
+    """
+
+    def __init__(self, lm: LM, pattern: str) -> None:
+        import regex
+
+        try:
+            self.pattern = regex.compile(pattern)
+        except regex.error as exc:
+            raise ConstraintError(f"Not a valid regex: {exc}. Pattern: {pattern!r}") from None
+        self.table = token_table(lm)
+        self.eos = sorted(stop_token_ids(lm))
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again from empty text."""
+        self.text, self.finished, self._mask = "", False, None
+
+    def _alive(self, text: str) -> bool:
+        return self.pattern.fullmatch(text, partial=True) is not None
+
+    def allowed(self) -> np.ndarray:
+        """Bool ``(V,)``: True for every token that keeps the text a possible match."""
+        if self._mask is not None:
+            return self._mask
+        t = self.table
+        mask = np.zeros(len(t.texts), dtype=bool)  # (V,)
+        if not self.finished:
+            mask = t.usable.copy()
+            for k, heads, index in t.prefixes:  # prune by shared beginnings first
+                ask = np.unique(index[mask & (t.lengths >= k)])  # beginnings still in play
+                alive = np.zeros(len(heads), dtype=bool)
+                alive[ask] = [self._alive(self.text + heads[j]) for j in ask]
+                mask &= alive[index] | (t.lengths < k)  # (V,) tokens of <= k chars are decided
+            for i in np.nonzero(mask & (t.lengths > k))[0]:  # the rest: one regex call each
+                mask[i] = self._alive(self.text + t.texts[i])
+            mask[self.eos] = self.pattern.fullmatch(self.text) is not None
+            if not mask.any():
+                raise ConstraintError(f"No token can continue {self.text[-60:]!r} under the regex.")
+        self._mask = mask
+        return mask
+
+    def advance(self, token_id: int) -> None:
+        """Append the chosen token (end-of-sequence finishes). ValueError if it breaks the regex."""
+        token_id = int(token_id)
+        if token_id in self.eos:
+            if self.pattern.fullmatch(self.text) is None:
+                raise ConstraintError("End-of-sequence before the text is a complete match.")
+            self.finished = True
+        elif not (self.table.usable[token_id] and self._alive(self.text + self.table.texts[token_id])):
+            raise ConstraintError(f"Token {token_id} ({self.table.texts[token_id]!r}) breaks the regex.")
+        else:
+            self.text += self.table.texts[token_id]
+        self._mask = None
+
+    @property
+    def done(self) -> bool:
+        """True once nothing but end-of-sequence may follow (or it was written)."""
+        if self.finished:
+            return True
+        mask = self.allowed()
+        return bool(mask[self.eos].any()) and int(mask.sum()) == int(mask[self.eos].sum())
+
+
+def llg_tokenizer(lm: LM) -> Any:
+    """llguidance's view of ``lm``'s tokenizer (built once per tokenizer, ~0.5 s, then cached)."""
+    import llguidance.hf
+
+    return _cached("llguidance", lm.tokenizer, llguidance.hf.from_tokenizer)
+
+
+def _hint(error: str) -> str:
+    if "look-around" in error:
+        return "Rewrite the 'pattern' without look-ahead/look-behind ((?=...), (?!...))."
+    if "Invalid type" in error or "Unknown" in error:
+        return "Use the JSON-schema types string, number, integer, boolean, array, object, null."
+    return "Simplify the schema/grammar (llguidance's docs/json_schema.md lists what it supports)."
+
+
+class GrammarConstraint:
+    """The same protocol on llguidance: a JSON ``schema`` (dict) or a Lark ``grammar`` (str).
+
+    A schema is written compactly, like ``json.dumps`` (unless it sets its own "x-guidance").
+    llguidance computes each mask in well under a millisecond through its numpy API.
+    """
+
+    def __init__(self, lm: LM, *, schema: dict | None = None, grammar: str | None = None) -> None:
+        import llguidance
+        import llguidance.numpy as llnp
+
+        if (schema is None) == (grammar is None):
+            raise ValueError("Give exactly one of schema= (a JSON schema dict) or grammar= (Lark).")
+        if schema is not None:
+            if not isinstance(schema, dict):
+                raise ConstraintError(f"schema must be a dict (a JSON schema), got {schema!r}.")
+            grammar = f"start: {_json_rule(schema)}\n"
+        text = '%llguidance {"no_forcing": true}\n' + grammar
+        self.grammar = llguidance.LLMatcher.grammar_from_lark(text)
+        self.tokenizer = llg_tokenizer(lm)
+        error = llguidance.LLMatcher.validate_grammar(self.grammar, self.tokenizer)
+        if error and not error.startswith("WARNING"):
+            what = "schema" if schema is not None else "grammar"
+            raise ConstraintError(f"llguidance cannot use this {what}: {error.strip()} {_hint(error)}")
+        self.matcher = llguidance.LLMatcher(self.tokenizer, self.grammar, log_level=0)
+        self.vocab = _vocab_size(lm)
+        self._bits = llnp.allocate_token_bitmask(1, self.tokenizer.vocab_size)  # (1, V/32) int32
+        self._fill = llnp.fill_next_token_bitmask
+
+    def reset(self) -> None:
+        self.matcher.reset()
+
+    def allowed(self) -> np.ndarray:
+        """Bool ``(V,)`` from llguidance's bitmask (one bit per token, 32 tokens per int32)."""
+        self._fill(self.matcher, self._bits)
+        if self.matcher.is_error():
+            raise ConstraintError(f"llguidance: {self.matcher.get_error()}")
+        bits = np.unpackbits(self._bits[0].view(np.uint8), bitorder="little").astype(bool)
+        mask = np.zeros(self.vocab, dtype=bool)  # (V,) the model's vocabulary
+        n = min(self.vocab, len(bits))
+        mask[:n] = bits[:n]
+        return mask
+
+    def advance(self, token_id: int) -> None:
+        if not self.matcher.consume_token(int(token_id)):
+            raise ConstraintError(f"Token {token_id} breaks the grammar: {self.matcher.get_error()}")
+
+    @property
+    def done(self) -> bool:
+        """True once the grammar is complete and only end-of-sequence may follow."""
+        return bool(self.matcher.is_stopped())
+
+
+def _json_rule(schema: dict) -> str:
+    """A Lark ``%json {...}`` rule, laid out like ``json.dumps`` unless the schema says else."""
+    return "%json " + json.dumps({"x-guidance": JSON_LAYOUT} | schema)
+
+
+# --- tool calls as a language ------------------------------------------------------------------
+
+
+def _function(t: Tool | dict) -> dict:
+    """{"name", "parameters"} of a Tool or an OpenAI tool spec."""
+    if hasattr(t, "spec"):
+        return t.spec()["function"]
+    if isinstance(t, dict) and isinstance(t.get("function"), dict):
+        return t["function"]
+    if isinstance(t, dict) and "name" in t:
+        return t
+    raise ValueError(f"{t!r} is not a tool: give llmlab.tools.Tool objects or OpenAI tool specs.")
+
+
+def chosen_tools(tools: Sequence[Tool | dict], tool_choice: Any = "auto") -> list[dict]:
+    """The functions a call may name under ``tool_choice`` ([] for "none")."""
+    functions = [_function(t) for t in tools]
+    if not functions:
+        raise ValueError("tools is empty: give at least one tool.")
+    if tool_choice in ("auto", "required"):
+        return functions
+    if tool_choice == "none":
+        return []
+    name = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+    if name is None:
+        raise ValueError('tool_choice must be "auto", "required", "none" or '
+                         f'{{"type": "function", "function": {{"name": ...}}}}, got {tool_choice!r}.')  # fmt: skip
+    named = [f for f in functions if f["name"] == name]
+    if not named:
+        raise ValueError(f"tool_choice names {name!r}, which is not among the tools: "
+                         f"{', '.join(f['name'] for f in functions)}.")  # fmt: skip
+    return named
+
+
+def _closed(schema: dict) -> dict:
+    """An object schema that allows no arguments besides its listed ones."""
+    return {"additionalProperties": False} | schema if schema.get("type") == "object" else schema
+
+
+def tool_call_schema(tools: Sequence[Tool | dict], tool_choice: Any = "required") -> dict:
+    """JSON schema of the call list ``[{"name": ..., "arguments": {...}}, ...]`` (one or more)."""
+    functions = chosen_tools(tools, tool_choice)
+    if not functions:
+        raise ValueError('tool_choice "none" allows no call, so there is no call schema.')
+    calls = [{"type": "object", "properties": {"name": {"const": f["name"]},
+              "arguments": _closed(f.get("parameters") or {"type": "object", "properties": {}})},
+              "required": ["name", "arguments"], "additionalProperties": False}
+             for f in functions]  # fmt: skip
+    return {"type": "array", "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
+            "minItems": 1}  # fmt: skip
+
+
+def tool_call_grammar(tools: Sequence[Tool | dict], tool_choice: Any = "auto") -> str:
+    """Lark grammar (llguidance) of the answer: free text, or ``<tool_call>`` JSON ``</tool_call>``.
+
+    "auto": text that never writes "<tool_call>", or one call block; "required"/named: the call
+    block; "none": the text only.
+    """
+    functions = chosen_tools(tools, tool_choice)
+    text = 'TEXT: /(?s:.*)/ & ~/(?s:.*)<tool_call>(?s:.*)/\n'
+    if not functions:
+        return "start: TEXT\n" + text
+    call = f'call: "{TOOL_CALL_OPEN}" calls "{TOOL_CALL_CLOSE}"\n'
+    call += f"calls: {_json_rule(tool_call_schema(tools, tool_choice))}\n"
+    return ("start: TEXT | call\n" + text + call) if tool_choice == "auto" else "start: call\n" + call
+
+
+def tool_call_regex(tools: Sequence[Tool | dict], tool_choice: Any = "auto") -> str:
+    """The same language as ``tool_call_grammar``, as one regex (for ``RegexConstraint``)."""
+    functions = chosen_tools(tools, tool_choice)
+    if not functions:
+        return NO_CALL_TEXT
+    call = TOOL_CALL_OPEN + json_schema_regex(tool_call_schema(tools, tool_choice)) + TOOL_CALL_CLOSE
+    return f"{NO_CALL_TEXT}|{call}" if tool_choice == "auto" else call
+
+
+def json_schema_regex(schema: dict) -> str:
+    """A regex for the JSON texts ``json.dumps`` would write for ``schema`` (a small subset).
+
+    ``json_schema_regex({"type": "boolean"}) -> "(?:true|false)"``. Objects keep the schema's
+    property order and allow no extra keys; optional properties may be left out.
+    """
+    import regex
+
+    if not isinstance(schema, dict):
+        raise ConstraintError(f"A JSON schema must be a dict, got {schema!r}.")
+    unknown = set(schema) - _NOTES - {"type", "enum", "const", "anyOf", "properties", "required",
+                                      "additionalProperties", "items", "minItems"}  # fmt: skip
+    if unknown:
+        raise ConstraintError(f"The hand-written regex compiler does not support {sorted(unknown)}: "
+                              "use GrammarConstraint (llguidance) for this schema.")  # fmt: skip
+    if "const" in schema or "enum" in schema:
+        values = [schema["const"]] if "const" in schema else schema["enum"]
+        return "(?:" + "|".join(regex.escape(json.dumps(v)) for v in values) + ")"
+    if "anyOf" in schema:
+        return "(?:" + "|".join(json_schema_regex(s) for s in schema["anyOf"]) + ")"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "(?:" + "|".join(json_schema_regex(schema | {"type": k}) for k in kind) + ")"
+    simple = {"string": _STRING, "integer": _INTEGER, "number": _NUMBER,
+              "boolean": "(?:true|false)", "null": "null"}  # fmt: skip
+    if kind in simple:
+        return simple[kind]
+    if kind == "array":
+        if "items" not in schema:
+            raise ConstraintError("An array schema needs 'items' for the regex compiler.")
+        item, least = json_schema_regex(schema["items"]), int(schema.get("minItems", 0))
+        if least == 0:
+            return rf"\[(?:{item}(?:, {item})*)?\]"
+        return rf"\[{item}(?:, {item}){{{least - 1},}}\]"
+    if kind == "object":
+        return _object_regex(schema.get("properties", {}), set(schema.get("required", [])))
+    raise ConstraintError(f"Cannot turn type {kind!r} into a regex: give a JSON-schema type.")
+
+
+def _object_regex(properties: dict, required: set[str]) -> str:
+    """``{"a": ..., "b": ...}`` with keys in order; an optional key may be skipped."""
+    import regex
+
+    fields = [(regex.escape(json.dumps(k)) + ": " + json_schema_regex(v), k in required)
+              for k, v in properties.items()]  # fmt: skip
+
+    def rest(i: int, first: bool) -> str:  # the fields from i on; `first`: no ", " before
+        if i == len(fields):
+            return ""
+        body, needed = fields[i]
+        take = ("" if first else ", ") + body + rest(i + 1, False)
+        return take if needed else f"(?:{take}|{rest(i + 1, first)})"
+
+    return r"\{" + rest(0, True) + r"\}"
