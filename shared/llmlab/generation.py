@@ -34,6 +34,7 @@ from llmlab.sampling import (
     apply_penalties,
     apply_temperature,
     check_settings,
+    entropies,
     entropy,
     random_stream,
     sampling_distribution,
@@ -120,13 +121,15 @@ def top_candidates(lm: LM, probs: torch.Tensor, k: int, keep: Any = None) -> lis
     ]
 
 
-def _step(lm: LM, probs: torch.Tensor, token: int, dist: Any, n_candidates: int) -> Step:
-    """The record of one chosen token. ``probs`` ``(V,)``: the model's; ``dist``: drawn from."""
+def _step(lm: LM, probs: torch.Tensor, token: int, dist: Any, n_candidates: int,
+          bits: float | None = None) -> Step:  # fmt: skip
+    """The record of one chosen token. ``probs`` ``(V,)``: the model's; ``dist``: drawn from;
+    ``bits``: the entropy of ``probs`` if already computed (a batch computes all rows at once)."""
     keep = None if dist is None else dist > 0  # (V,) tokens the filters left in
     candidates = top_candidates(lm, probs, n_candidates, keep) if n_candidates else []
     sampled = 1.0 if dist is None else float(dist[token])
     return Step(token, lm.tokenizer.decode([token]), float(probs[token]), candidates,
-                entropy(probs), sampled)  # fmt: skip
+                entropy(probs) if bits is None else bits, sampled)  # fmt: skip
 
 
 def _hit_stop(lm: LM, ids: list[int], stop: str | Sequence[str]) -> str | None:
@@ -281,9 +284,13 @@ def generate_batch(
         else:
             dist = sampling_distribution(logits, temperature, top_k, top_p, min_p)  # (b, V)
             nxt = torch.multinomial(dist, 1, generator=rng)[:, 0]  # (b,)
+        bits = entropies(probs).tolist()  # (b,) one pass for every row
         for j, (row, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
+            if reason[row] != "length":  # done earlier; rides along until the next compaction
+                continue
             new[row].append(token)
-            steps[row].append(_step(lm, probs[j], token, None if dist is None else dist[j], 0))
+            steps[row].append(_step(lm, probs[j], token, None if dist is None else dist[j], 0,
+                                    bits[j]))  # fmt: skip
             texts[row] = _hit_stop(lm, new[row], stop) if stop else None
             if token in stop_ids:
                 reason[row] = "eos"
@@ -292,7 +299,8 @@ def generate_batch(
         going = [j for j, row in enumerate(active) if reason[row] == "length"]
         if not going:
             break
-        if len(going) < len(active):  # drop finished rows: the batch only computes live ones
+        if len(going) <= 0.75 * len(active):  # drop finished rows once a quarter are done:
+            # the batch then computes live rows only (copying the cache costs a step or so)
             cache = select_rows(lm.model, cache, going)
             nxt, mask, positions = nxt[going], mask[going], positions[going]
             active = [active[j] for j in going]

@@ -103,11 +103,16 @@ def renormalize(probs: Any, keep: Any) -> torch.Tensor:
 
 def entropy(probs: Any) -> float:
     """Entropy in bits: 0 = certain, log2(n) = a fair pick among n. ``entropy([.5, .5]) -> 1.0``."""
+    return float(entropies(probs))
+
+
+def entropies(probs: Any) -> torch.Tensor:
+    """Entropy in bits of each row of ``probs`` ``(..., V)`` -> ``(...)``, in one vectorised pass."""
+    import math
+
     import torch
 
-    probs = _as_tensor(probs)
-    nz = probs[probs > 0]
-    return float(-(nz * torch.log2(nz)).sum())
+    return torch.special.entr(_as_tensor(probs)).sum(dim=-1) / math.log(2)  # entr(0) = 0
 
 
 def sampling_distribution(
