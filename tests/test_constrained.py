@@ -190,3 +190,19 @@ def test_bad_schema_or_pattern_raises_constraint_error(lm):
         json_schema_regex({"type": "string", "pattern": "[a-z]+"})
     with pytest.raises(ValueError, match="exactly one"):
         GrammarConstraint(lm)
+
+
+def test_jump_forward_writes_the_same_tokens_as_one_pass_per_token(lm):
+    """Forced tokens read in one pass (greedy + cache) = choosing them one by one (no cache)."""
+    prompt = [{"role": "user", "content": "What's the weather in Oslo for 2 days?"}]
+
+    def call(use_cache: bool):
+        c = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, NAMED))
+        return generate(lm, prompt, chat=True, max_new_tokens=40, constraint=c,
+                        use_cache=use_cache)  # fmt: skip
+
+    fast, slow = call(True), call(False)
+    assert fast.token_ids == slow.token_ids and fast.stop_reason == slow.stop_reason
+    assert len(fast.steps) == len(fast.token_ids)
+    for a, b in zip(fast.steps, slow.steps, strict=True):
+        assert a.token_id == b.token_id and abs(a.prob - b.prob) < 1e-3

@@ -220,7 +220,7 @@ def check_task(task: str) -> str:
 def run_agent(chat: Any, task: str, tools: Sequence[Tool], *, system: str | None = None,
               budget: Budget | None = None, constrained: bool | str = True,
               on_step: Callable[[AgentStep], None] | None = None, tool_choice: Any = "required",
-              max_tokens: int = 96, context_tokens: int | None = None,
+              max_tokens: int = 64, context_tokens: int | None = None,
               messages: list[dict] | None = None, think_tokens: int = 0) -> AgentRun:  # fmt: skip
     """Run the loop on ``task`` with ``tools`` (``final_answer`` is added) until a stop reason.
 

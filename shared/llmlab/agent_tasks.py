@@ -126,8 +126,8 @@ def wiki_lookup(query: str) -> str:
 # JSON-schema limits a constrained decoder enforces (llguidance): an expression has at least one
 # operator, and no argument can run on for hundreds of tokens.
 # (llguidance cannot intersect a pattern with maxLength: the pattern bounds its own length.)
-NUMBER = r"[-(]{0,3}[0-9][0-9,.]{0,12}\){0,3}"
-EXPRESSION = rf"^{NUMBER}( ?(\*\*|[-+*/×÷^]) ?{NUMBER}){{1,4}}$"
+NUMBER = r"[-(]{0,2}[0-9][0-9,]{0,8}(\.[0-9]{1,3})?\){0,2}"
+EXPRESSION = rf"^{NUMBER}( ?(\*\*|[-+*/×÷^]) ?{NUMBER}){{1,3}}$"
 
 
 def _limited(t: Tool, field: str, max_length: int | None = None, pattern: str | None = None) -> Tool:
@@ -137,7 +137,7 @@ def _limited(t: Tool, field: str, max_length: int | None = None, pattern: str | 
 
 
 def calculator_tool() -> Tool:
-    """``calculator`` as a Tool; its schema asks for numbers joined by 1-4 operators."""
+    """``calculator`` as a Tool; its schema asks for numbers joined by 1-3 operators."""
     return _limited(tool(calculator), "expression", pattern=EXPRESSION)
 
 

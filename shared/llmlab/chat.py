@@ -160,12 +160,13 @@ def stream_with_stops(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[st
 class LocalChat:
     """The bundled model (or any ``llmlab.load_lm`` model) behind the chat interface."""
 
-    def __init__(self, lm: LM | None = None) -> None:
+    def __init__(self, lm: LM | None = None, prompt_cache: Any = None) -> None:
         if lm is None:
             from llmlab.models import load_lm
 
             lm = load_lm()
         self.lm, self.model = lm, lm.name
+        self.prompt_cache = prompt_cache  # a llmlab.prompt_cache.PromptCache: reuse read prefixes
 
     def prompt_ids(self, messages: Messages) -> list[int]:
         """The token ids the model reads: the chat template applied, ready for the answer."""
@@ -181,7 +182,8 @@ class LocalChat:
         """The answer to the chat (``llmlab.generation.generate``; greedy at temperature 0)."""
         stops = _check_request(max_tokens, temperature, stop)
         gen = generate(self.lm, check_messages(messages), max_new_tokens=max_tokens,
-                       temperature=temperature, seed=seed, stop=stops, n_candidates=1)  # fmt: skip
+                       temperature=temperature, seed=seed, stop=stops, n_candidates=1,
+                       prompt_cache=self.prompt_cache)  # fmt: skip
         return self._result(gen, stops)
 
     def complete_batch(self, chats: Sequence[Messages], max_tokens: int = 256,

@@ -156,6 +156,7 @@ def generate(
     n_candidates: int = 10,
     stop: str | Sequence[str] = (),
     constraint: Any = None,
+    prompt_cache: Any = None,
 ) -> Generation:
     """Write up to ``max_new_tokens`` tokens after ``prompt``, one forward pass per token.
 
@@ -168,6 +169,8 @@ def generate(
     or sampled; ``Step.prob`` still shows the model's own belief), the chosen token is passed to
     ``advance``, and generation ends with stop_reason "constraint" once ``done`` is True, or
     "eos" if the model (allowed to) wrote end-of-sequence first.
+    ``prompt_cache``: a ``llmlab.prompt_cache.PromptCache``; the longest prefix of the prompt it
+    holds is not read again (an agent's next step re-sends everything before its new turns).
     """
     import torch
 
@@ -183,14 +186,30 @@ def generate(
     new_ids: list[int] = []
     steps: list[Step] = []
     cache = None  # keys/values of every token already read, one entry per layer
-    feed = torch.tensor([prompt_ids])  # (1, T): the first pass reads the whole prompt
+    reused = 0  # prompt tokens whose keys/values come from ``prompt_cache``
+    if prompt_cache is not None and use_cache:
+        reused, cache = prompt_cache.lookup(lm.model, prompt_ids)
+    feed = torch.tensor([prompt_ids[reused:]])  # (1, T): the first pass reads the (rest of the) prompt
     stop_reason, text = "length", None
-    for _ in range(max_new_tokens):
+    # Jump-forward: where the constraint allows exactly one token, it is written without asking
+    # the model, and all such tokens are read in ONE pass with the next chosen one (greedy only).
+    jump = constraint is not None and use_cache and temperature == 0 and not stop
+    forced: list[int] = []  # forced tokens in `feed` whose steps this pass's logits complete
+    while True:
         if use_cache:  # feed only what the cache has not seen; it now holds all of `ids`
-            out, cache = cached_forward(lm.model, feed, cache, logits_to_keep=1)
+            out, cache = cached_forward(lm.model, feed, cache, logits_to_keep=len(forced) + 1)
+            if prompt_cache is not None and len(ids) == len(prompt_ids):
+                prompt_cache.store(prompt_ids, cache)  # the prompt, read: reusable next time
         else:  # no memory: read the whole sequence again
             with torch.inference_mode(), use_threads(len(ids)):
                 out = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
+        for i, token in enumerate(forced):  # (V,) the model's belief in each forced token
+            steps.append(_step(lm, torch.softmax(out.logits[0, i].float(), -1), token, None,
+                               n_candidates))  # fmt: skip
+        if forced and (constraint.done or len(new_ids) >= max_new_tokens):
+            stop_reason = "constraint" if constraint.done else "length"
+            break
+        forced = []
         logits = out.logits[0, -1].float()  # (V,) scores for the next token
         probs = torch.softmax(logits, dim=-1)  # (V,) what the model believes
 
@@ -220,7 +239,17 @@ def generate(
         if constraint is not None and constraint.done:
             stop_reason = "constraint"
             break
-        feed = torch.tensor([[next_id]])  # (1, 1): only the new token; the cache has the rest
+        if len(new_ids) >= max_new_tokens:
+            break
+        while jump and len(new_ids) < max_new_tokens and not constraint.done:
+            allowed = constraint.allowed()  # (V,) bool
+            if allowed.sum() != 1 or int(allowed.argmax()) in stop_ids:
+                break
+            forced.append(int(allowed.argmax()))
+            ids.append(forced[-1])
+            new_ids.append(forced[-1])
+            constraint.advance(forced[-1])
+        feed = torch.tensor([[next_id, *forced]])  # (1, 1 + forced): the cache has the rest
 
     if text is None:
         text = lm.tokenizer.decode(new_ids, skip_special_tokens=True)

@@ -130,7 +130,8 @@ def _local(chat: LocalChat, rendered: list[dict], tools: list[Tool], tool_choice
     lm = chat.lm
     constraint = make_constraint(lm, tools, tool_choice, constrained)
     gen = generate(lm, rendered, max_new_tokens=max_tokens, temperature=temperature, seed=seed,
-                   chat=True, n_candidates=1, constraint=constraint)  # fmt: skip
+                   chat=True, n_candidates=1, constraint=constraint,
+                   prompt_cache=getattr(chat, "prompt_cache", None))  # fmt: skip
     raw, error, calls, text = gen.text, None, [], gen.text
     try:
         text, calls = parse_tool_calls(raw)
