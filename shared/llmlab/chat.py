@@ -84,7 +84,8 @@ def check_messages(messages: Messages) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _check_request(max_tokens: int, temperature: float, stop: Sequence[str] | None) -> list[str]:
+def check_request(max_tokens: int, temperature: float, stop: Sequence[str] | None = None) -> list[str]:
+    """The stop strings as a list, or a ValueError naming the bad ``max_tokens``/``temperature``/``stop``."""
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
         raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}.")
     try:
@@ -180,7 +181,7 @@ class LocalChat:
     def complete(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | str | None = None, seed: int | None = None) -> ChatResult:  # fmt: skip
         """The answer to the chat (``llmlab.generation.generate``; greedy at temperature 0)."""
-        stops = _check_request(max_tokens, temperature, stop)
+        stops = check_request(max_tokens, temperature, stop)
         gen = generate(self.lm, check_messages(messages), max_new_tokens=max_tokens,
                        temperature=temperature, seed=seed, stop=stops, n_candidates=1,
                        prompt_cache=self.prompt_cache)  # fmt: skip
@@ -190,7 +191,7 @@ class LocalChat:
                        temperature: float = 0.0, stop: Sequence[str] | str | None = None,
                        seed: int | None = None) -> list[ChatResult]:  # fmt: skip
         """Answers to many chats in one batch (left padding; greedy = one-at-a-time, token for token)."""
-        stops = _check_request(max_tokens, temperature, stop)
+        stops = check_request(max_tokens, temperature, stop)
         _check_chats(chats)
         checked = [check_messages(c) for c in chats]
         gens = generate_batch(self.lm, checked, max_new_tokens=max_tokens,
@@ -200,7 +201,7 @@ class LocalChat:
     def stream(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
                stop: Sequence[str] | str | None = None, seed: int | None = None) -> Iterator[str]:  # fmt: skip
         """Text pieces as the model writes them (checks run now, generation on first ``next``)."""
-        stops = _check_request(max_tokens, temperature, stop)
+        stops = check_request(max_tokens, temperature, stop)
         ids = self.prompt_ids(messages)
         check_fits(self.lm, len(ids), max_tokens)
         return stream_with_stops(self._pieces(ids, max_tokens, temperature, seed), stops)
@@ -280,7 +281,7 @@ class OpenAIChat:
 
     def _request(self, messages: Messages, max_tokens: int, temperature: float,
                  stop: Any, seed: int | None) -> dict:  # fmt: skip
-        stops = _check_request(max_tokens, temperature, stop)
+        stops = check_request(max_tokens, temperature, stop)
         req = {"model": self.model, "messages": check_messages(messages),
                "max_tokens": max_tokens, "temperature": temperature}  # fmt: skip
         return req | ({"stop": stops} if stops else {}) | ({"seed": seed} if seed is not None else {})

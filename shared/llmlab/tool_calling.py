@@ -23,12 +23,11 @@ Leaves out: running the calls (``llmlab.tools.run_tool``), the loop around them
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmlab.chat import LocalChat, OpenAIChat, Usage
+from llmlab.chat import LocalChat, OpenAIChat, Usage, check_request
 from llmlab.chat_template import chat_text
 from llmlab.constrained import (
     GrammarConstraint,
@@ -38,7 +37,6 @@ from llmlab.constrained import (
     tool_call_regex,
 )
 from llmlab.generation import generate
-from llmlab.sampling import check_settings
 from llmlab.tool_format import ToolCallParseError, parse_tool_calls, render_messages
 from llmlab.tools import Tool, ToolCall, check_tools
 
@@ -75,12 +73,7 @@ def make_constraint(lm: Any, tools: Sequence[Tool], tool_choice: Any = "auto",
 
 def _check(tools: Any, tool_choice: Any, max_tokens: Any, temperature: float,
            constrained: Any) -> list[Tool]:  # fmt: skip
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
-        raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}.")
-    try:
-        check_settings(temperature=temperature, max_new_tokens=max_tokens)
-    except ValueError as exc:  # name the argument as this API spells it
-        raise ValueError(str(exc).replace("max_new_tokens", "max_tokens")) from None
+    check_request(max_tokens, temperature)  # the chat interface's own check, one implementation
     if not (isinstance(constrained, bool) or constrained in ("regex", "llguidance")):
         raise ValueError(f"constrained must be True, False, 'regex' or 'llguidance', "
                          f"got {constrained!r}.")  # fmt: skip
