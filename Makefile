@@ -19,6 +19,8 @@ PYTEST_ARGS ?=
 # `make test` runs tests and notebooks in 2 processes (pytest-xdist; each notebook stays whole in
 # one process). `make test TEST_WORKERS=0` runs them one at a time.
 TEST_WORKERS ?= 2
+# Each worker then gets one thread (a second thread would wait on the other worker's core).
+TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1)
 # `make lab LAB_ARGS=--no-browser` prints the URL instead of opening a browser.
 LAB_ARGS ?=
 REPORTS := .llmlab-reports
@@ -64,7 +66,7 @@ lab: setup
 
 test: setup
 	@mkdir -p $(REPORTS)
-	@$(LAB_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope \
+	@$(LAB_ENV) $(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope \
 		--junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS); rc=$$?; \
 	$(BIN)/python benchmarks/report.py durations $(REPORTS)/junit.xml --workers $(TEST_WORKERS) \
 		--out $(REPORTS)/durations.md \
@@ -82,7 +84,7 @@ timings: setup
 	exit $$rc
 
 check: setup
-	$(LAB_ENV) $(BIN)/python -m pytest tests -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(LAB_ENV) $(TEST_THREADS) $(BIN)/python -m pytest tests -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

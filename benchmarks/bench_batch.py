@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from llmlab.generation import generate, generate_batch
+from llmlab.batching import generate_batch
+from llmlab.generation import generate
 from llmlab.models import load_lm
 
 TOPICS = ["the sea", "bread", "Python", "bicycles", "the moon", "coffee", "trains", "music",

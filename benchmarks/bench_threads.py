@@ -22,7 +22,8 @@ from contextlib import contextmanager
 
 import torch
 
-from llmlab.generation import generate, generate_batch
+from llmlab.batching import generate_batch
+from llmlab.generation import generate
 from llmlab.models import load_lm
 from llmlab.threads import LOAD_WINDOW, busy_cores, policy_enabled, thread_cap
 

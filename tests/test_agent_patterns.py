@@ -8,6 +8,7 @@ from test_agent import TOOLS, ScriptedChat, call
 from llmlab.agent import ACT, Budget
 from llmlab.agent_patterns import (
     PATTERNS,
+    loop,
     no_tools,
     no_tools_batch,
     plan_and_execute,
@@ -72,6 +73,16 @@ def test_reflect_keeps_an_approved_draft():
     assert run.tokens == 3 * 110
 
 
+def test_reflect_critiques_a_given_draft_without_running_the_loop_again():
+    draft = loop(ScriptedChat([call("divide", a=9, b=3), call("final_answer", answer="3")]),
+                 "9 / 3?", TOOLS)  # fmt: skip
+    chat = ScriptedChat([verdict(True)])
+    run = reflect(chat, "9 / 3?", TOOLS, draft=draft)
+    assert len(chat.seen) == 1  # one model call: the critique
+    assert [s.kind for s in run.steps] == ["tool", "answer", "critique"] and run.answer == "3"
+    assert run.tokens == 3 * 110 and run.seconds >= draft.seconds  # the draft's cost counts
+
+
 def test_reflect_retries_once_when_the_critic_objects():
     chat = ScriptedChat([call("final_answer", answer="4"), verdict(False, "not computed"),
                          call("divide", a=9, b=3), call("final_answer", answer="3")])  # fmt: skip
@@ -97,8 +108,10 @@ def test_every_pattern_is_registered():
 def test_plan_and_execute_on_the_real_model(lm):
     from llmlab.agent_tasks import SYSTEM, load_tasks, task_tools
     from llmlab.chat import LocalChat
+    from llmlab.prompt_cache import PromptCache
 
     task = load_tasks(1)[0]
-    run = plan_and_execute(LocalChat(lm), task.question, task_tools(), system=SYSTEM)
+    run = plan_and_execute(LocalChat(lm, prompt_cache=PromptCache()), task.question, task_tools(),
+                           system=SYSTEM, budget=Budget(max_steps=3))  # fmt: skip
     assert run.steps[0].kind == "plan" and run.steps[0].ok  # the forced plan call always parses
     assert run.stop_reason in ("answer", "max_steps") and run.tokens > 0

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmlab import attention
+from llmlab.models import eager_attention
+from llmlab.threads import use_threads
 
 TEXT = "The cat sat on the mat. The cat sat on the"  # 12 tokens: one cheap forward pass
 
@@ -78,7 +80,7 @@ def test_weights_shape_causal_and_normalised(lm, text_weights):
 
 def test_weights_equal_transformers_output_attentions(lm, text_weights):
     ids, _, w = text_weights
-    with torch.no_grad():
+    with torch.no_grad(), use_threads(len(ids)), eager_attention(lm):
         out = lm.model(torch.tensor([ids]), output_attentions=True)
     for layer in (0, 14, 29):
         np.testing.assert_array_equal(w[layer], out.attentions[layer][0].numpy())

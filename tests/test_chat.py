@@ -27,9 +27,18 @@ CHATS = [
 ]  # fmt: skip
 
 
+MAX = 20  # tokens per greedy answer: the haiku runs to the limit, the others end on their own
+
+
 @pytest.fixture(scope="module")
 def chat(lm):
     return LocalChat(lm)
+
+
+@pytest.fixture(scope="module")
+def singles(chat):
+    """``chat.complete`` of each of CHATS, one at a time, once for the module: the reference."""
+    return [chat.complete(m, max_tokens=MAX) for m in CHATS]
 
 
 # --- pure helpers -----------------------------------------------------------------------------
@@ -69,43 +78,42 @@ def test_incremental_decoder_never_splits_a_character(lm):
 # --- local backend ----------------------------------------------------------------------------
 
 
-def test_complete_is_greedy_generate_with_usage(chat, lm):
-    res = chat.complete(CHATS[0], max_tokens=12)
-    gen = generate(lm, CHATS[0], max_new_tokens=12, chat=True)
+def test_complete_is_greedy_generate_with_usage(singles, lm):
+    res = singles[0]
+    gen = generate(lm, CHATS[0], max_new_tokens=MAX, chat=True)
     assert res.text == gen.text
     assert res.usage.prompt_tokens == len(gen.prompt_ids) > 10  # the template adds tokens
     assert res.usage.completion_tokens == len(gen.token_ids)
 
 
-def test_stream_matches_complete(chat):
-    for messages in CHATS:
-        pieces = list(chat.stream(messages, max_tokens=20))
+def test_stream_matches_complete(chat, singles):
+    for messages, single in zip(CHATS, singles, strict=True):
+        pieces = list(chat.stream(messages, max_tokens=MAX))
         assert len(pieces) > 1  # it really streams
-        assert "".join(pieces) == chat.complete(messages, max_tokens=20).text
+        assert "".join(pieces) == single.text
 
 
-def test_stop_string_cuts_both_ways(chat):
-    full = chat.complete(CHATS[2], max_tokens=24).text
+def test_stop_string_cuts_both_ways(chat, singles):
+    full = singles[2].text
     words = full.split()
     assert len(words) >= 4
     stop = " " + words[2]
-    cut = chat.complete(CHATS[2], max_tokens=24, stop=stop)
+    cut = chat.complete(CHATS[2], max_tokens=MAX, stop=stop)
     assert cut.text == full[: full.index(stop)]
     assert cut.finish_reason == "stop"
-    assert "".join(chat.stream(CHATS[2], max_tokens=24, stop=[stop])) == cut.text
+    assert "".join(chat.stream(CHATS[2], max_tokens=MAX, stop=[stop])) == cut.text
 
 
 def test_sampling_is_repeatable_with_a_seed(chat):
-    a = "".join(chat.stream(CHATS[2], max_tokens=12, temperature=0.9, seed=3))
-    b = "".join(chat.stream(CHATS[2], max_tokens=12, temperature=0.9, seed=3))
+    a = "".join(chat.stream(CHATS[2], max_tokens=8, temperature=0.9, seed=3))
+    b = "".join(chat.stream(CHATS[2], max_tokens=8, temperature=0.9, seed=3))
     assert a and a == b
-    one = chat.complete(CHATS[2], max_tokens=12, temperature=0.9, seed=3)
-    assert one.text == chat.complete(CHATS[2], max_tokens=12, temperature=0.9, seed=3).text
+    one = chat.complete(CHATS[2], max_tokens=8, temperature=0.9, seed=3)
+    assert one.text == chat.complete(CHATS[2], max_tokens=8, temperature=0.9, seed=3).text
 
 
-def test_batch_equals_one_at_a_time(chat):
-    batch = chat.complete_batch(CHATS, max_tokens=16)
-    singles = [chat.complete(m, max_tokens=16) for m in CHATS]
+def test_batch_equals_one_at_a_time(chat, singles):
+    batch = chat.complete_batch(CHATS, max_tokens=MAX)
     assert [b.text for b in batch] == [s.text for s in singles]
     assert [b.usage for b in batch] == [s.usage for s in singles]
 

@@ -1,4 +1,5 @@
-"""Tests for ``llmlab ask`` / ``llmlab chat``: bad input, the --json schema, end to end in a subprocess."""
+"""Tests for ``llmlab ask`` / ``llmlab chat``: bad input, the --json schema, end to end (``ask`` in a
+subprocess, ``chat`` in this process with the session's models)."""
 
 from __future__ import annotations
 
@@ -84,14 +85,28 @@ def test_ask_end_to_end_in_a_subprocess(docs, tmp_path):
     assert "2 files" in out.stderr and snapshot(docs) == before  # nothing written in the folder
 
 
-@pytest.mark.slow
-def test_chat_follow_up_in_a_subprocess(docs, tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "llmlab.cli.chat", str(docs), "--json", "-k", "1", "--max-tokens", "8"],
-        input="How do I create a virtual environment?\nand how do I remove it?\n\n",
-        capture_output=True, text=True, env=_env(tmp_path), timeout=600)
-    assert out.returncode == 0, out.stderr
-    turns = [json.loads(line) for line in out.stdout.splitlines()]
+def test_chat_follow_up(docs, tmp_path, monkeypatch, capfd, embedder, lm):
+    """``llmlab chat`` in this process with the session's models (the subprocess path of the same
+    options is proved by ``llmlab ask`` above): stdin lines in, one JSON line per answer out."""
+    import io
+
+    from transformers.utils import logging as hf_logging
+
+    from llmlab.chat import LocalChat
+
+    monkeypatch.setenv("LLMLAB_DOCS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("llmlab.embeddings.default_embedder", lambda: embedder)
+    monkeypatch.setattr("llmlab.chat.load_chat", lambda: LocalChat(lm))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(
+        "How do I create a virtual environment?\nand how do I remove it?\n\n"))
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    try:
+        assert chat.cli([str(docs), "--json", "-k", "1", "--max-tokens", "8"]) == 0
+    finally:  # open_docchat quiets transformers for a terminal: give the other tests it back
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+    out = capfd.readouterr().out  # file-descriptor level: nothing else reached stdout
+    turns = [json.loads(line) for line in out.splitlines()]
     assert len(turns) == 2
     assert turns[1]["query"] == "and how do I remove it? (How do I create a virtual environment?)"
     assert turns[1]["hits"][0]["source"] == "guide/venv.md"

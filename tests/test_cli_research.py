@@ -61,7 +61,7 @@ def test_research_end_to_end_in_a_subprocess(docs, tmp_path):
     trace = tmp_path / "trace.jsonl"
     out = subprocess.run(
         [sys.executable, "-m", "llmlab", "research", str(docs), "In what year was the film Jaws released?",
-         "--json", "--trace", str(trace), "--max-steps", "6"],
+         "--json", "--trace", str(trace), "--max-steps", "6", "--mode", "rag"],  # one model call
         capture_output=True, text=True, env=_env(tmp_path), timeout=600)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)  # stdout is exactly one JSON object

@@ -194,10 +194,11 @@ def test_bad_schema_or_pattern_raises_constraint_error(lm):
 
 def test_jump_forward_writes_the_same_tokens_as_one_pass_per_token(lm):
     """Forced tokens read in one pass (greedy + cache) = choosing them one by one (no cache)."""
+    # forcing=True: the forced text ('"}}]</tool_call>' ...) is one token per step: many jumps
     prompt = [{"role": "user", "content": "What's the weather in Oslo for 2 days?"}]
 
     def call(use_cache: bool):
-        c = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, NAMED))
+        c = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, NAMED), forcing=True)
         return generate(lm, prompt, chat=True, max_new_tokens=40, constraint=c,
                         use_cache=use_cache)  # fmt: skip
 

@@ -146,3 +146,50 @@ def test_hybrid_search_with_the_real_embedder(docs, embedder):
         index.max_cosine("which fruit is yellow?"))
     assert len(index.search("alphabet", k=10)) == len(index)  # k larger than the index: all of it
     assert index.max_cosine("Greek alphabet letters") > index.max_cosine("tax law in Peru")
+
+
+def test_batched_search_is_the_one_query_path_with_the_same_recall(tmp_path, embedder):
+    """``search_many`` / ``max_cosine_many`` (one embedding call) give exactly the hits and
+    confidences of the per-question path chat-with-your-docs.ipynb used before, so its recall@5 per
+    retriever is unchanged. Three Python FAQ pages and their 16 questions, with the real embedder."""
+    from llmlab.datasets import load_faq_pages, load_python_faq
+    from llmlab.retrieval import rrf
+
+    pages = {"faq/windows.rst.txt", "faq/gui.rst.txt", "faq/installed.rst.txt"}
+    root = tmp_path / "faq"
+    for page in load_faq_pages():
+        if page.path in pages:
+            (root / page.path).parent.mkdir(parents=True, exist_ok=True)
+            (root / page.path).write_text(page.text, encoding="utf-8")
+    index, _ = open_index(root, embedder=embedder)
+    faq = [f for f in load_python_faq() if f.doc_path in pages]
+    questions = [f.question for f in faq]
+    bm25, dense = index.retrievers()
+
+    old: dict[str, list] = {"bm25": [], "dense": [], "hybrid": [], "best": []}
+    for q in questions:  # the old path: one embedding call per question, ids found in the list
+        d, b = dense.search(q, 50), bm25.search(q, 50)
+        fused = rrf([[h.id for h in b], [h.id for h in d]])[:5]
+        old["hybrid"].append([index.chunks.index(index.chunks[i]) for i, _ in fused])
+        old["bm25"].append([h.id for h in b[:5]])
+        old["dense"].append([h.id for h in d[:5]])
+        old["best"].append(d[0].score)  # max_cosine
+    runs, best = index.retrieve_many(questions, 5)
+    new = {"bm25": [[h.id for h in hs] for hs in bm25.search_many(questions, 5)],
+           "dense": [[h.id for h in hs] for hs in dense.search_many(questions, 5)],
+           "hybrid": [[h.id for h in hs] for hs in runs]}
+
+    def recall(run):
+        return np.mean([any(index.chunks[i].source == f.doc_path and index.chunks[i].start < f.end
+                            and f.start < index.chunks[i].end for i in ids)
+                        for ids, f in zip(run, faq, strict=True)])
+
+    assert len(questions) == 16 and all(new[name] == old[name] for name in new)
+    assert [recall(new[name]) for name in new] == [recall(old[name]) for name in new]
+    assert recall(new["hybrid"]) > 0.5  # a real retrieval task, not an empty comparison
+    assert [[h.id for h in hs] for hs in index.search_many(questions, 5)] == new["hybrid"]
+    assert all(index.chunks[h.id] == h.chunk for hs in runs for h in hs)  # ids are chunk rows
+    assert best == pytest.approx(old["best"], abs=1e-6)
+    assert index.max_cosine_many(questions) == pytest.approx(old["best"], abs=1e-6)
+    with pytest.raises(TypeError, match="list of queries"):
+        index.search_many("one string", 5)

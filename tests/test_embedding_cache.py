@@ -50,6 +50,21 @@ def test_second_call_does_not_embed():
     assert model.calls == 3
 
 
+def test_a_new_list_embeds_only_its_new_texts(embedder):
+    from llmlab.embeddings import embed
+
+    model = CountingEmbedder()
+    first = embed_cached(["one", "two", "three"], model=model)
+    second = embed_cached(["three", "four", "two", "four"], model=model)  # a new list, a new file
+    assert model.calls == 3 + 1  # only "four" went through the model, and only once
+    assert np.array_equal(second[[0, 2]], first[[2, 1]]) and np.array_equal(second[1], second[3])
+    assert cache_path(["three", "four", "two", "four"], model).is_file()
+    texts = ["A dog runs in the park.", "Stock markets fell sharply.", "A puppy plays outside."]
+    embed_cached(texts[:2], model=embedder)
+    mixed = embed_cached(texts, model=embedder)  # two from memory, one from the real model
+    assert np.allclose(mixed, embed(texts, model=embedder), atol=1e-5)
+
+
 def test_fingerprint_changes_with_text_model_and_split():
     assert fingerprint(["a"], "m") != fingerprint(["a"], "n")
     assert fingerprint(["a"], "m") != fingerprint(["b"], "m")

@@ -292,3 +292,17 @@ def test_cli_unknown_model_is_one_line(capsys):
     code = explore_cli(["hi", "--model", "/no/such/model-folder"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_scoring_a_given_text_in_one_pass_equals_step_by_step(lm):
+    """Every step forced (scoring a text): one read-ahead pass, same steps as one pass per token."""
+    ids = lm.tokenizer(" is a city on the Seine.", add_special_tokens=False)["input_ids"]
+    fast = explore(lm, PROMPT, steps=len(ids), forced=dict(enumerate(ids)), plot=False)
+    slow = Explorer(lm, PROMPT, Settings(temperature=1.0))
+    for i in ids:
+        slow.step(i)
+    assert [s.token_id for s in fast.steps] == ids == [s.token_id for s in slow.steps]
+    for f, s in zip(fast.steps, slow.steps, strict=True):
+        assert f.rank == s.rank and f.forced
+        assert f.prob == pytest.approx(s.prob, rel=1e-4, abs=1e-7)
+        assert f.entropy == pytest.approx(s.entropy, abs=1e-4)

@@ -136,7 +136,8 @@ def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
         ("k -2", "-k must be a whole number >= 1, got -2"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, case, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capfd, case, message):
+    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "c"))
     notes = make_notes(tmp_path / "notes")
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "cat.png").write_bytes(b"\x89PNG")
@@ -151,11 +152,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case, message):
         "k 0": (notes, "x", "0"),
         "k -2": (notes, "x", "-2"),
     }[case]
-    result = run_cli(str(folder), query, "-k", k, env_extra={"LLMLAB_CACHE": str(tmp_path / "c")})
-    assert result.returncode == 2, result
-    assert result.stdout == "" and "Traceback" not in result.stderr
-    (line,) = result.stderr.splitlines()
+    assert cli([str(folder), query, "-k", k]) == 2
+    out, err = capfd.readouterr()  # file-descriptor level, as a terminal would show it
+    assert out == "" and "Traceback" not in err
+    (line,) = err.splitlines()
     assert line.startswith("llmlab search: ") and message in line, line
+    assert not (tmp_path / "c").exists()  # rejected before anything was indexed or cached
+
+
+def test_python_m_llmlab_search_bad_input(tmp_path):
+    """The real entry point: a bad folder is one line on stderr, exit 2, nothing on stdout."""
+    result = run_cli(str(tmp_path / "missing"), "x", env_extra={"LLMLAB_CACHE": str(tmp_path / "c")})
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("llmlab search: ") and "does not exist" in line
 
 
 @pytest.mark.parametrize(

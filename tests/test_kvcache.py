@@ -8,6 +8,7 @@ import torch
 from llmlab import kvcache as K
 from llmlab.chat_template import chat_token_ids
 from llmlab.config import TransformerConfig, config_of
+from llmlab.threads import use_threads
 
 CHAT = [
     {"role": "system", "content": "You are terse."},
@@ -41,7 +42,7 @@ def test_formula_matches_real_cache_and_grows_one_token_at_a_time(lm):
 
 def test_cached_forward_equals_one_full_pass(lm):
     ids = chat_token_ids(lm, CHAT)
-    with torch.inference_mode():
+    with torch.inference_mode(), use_threads(len(ids)):
         full = lm.model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1]  # (V,)
     _, cache = K.cached_forward(lm.model, torch.tensor([ids[:-3]]))
     prefix = K.make_cache(lm.model, K.cache_tensors(cache), n_tokens=len(ids) - 5)

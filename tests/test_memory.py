@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from llmlab.memory import (
     VectorMemory,
     WindowMemory,
     extractive_summary,
+    preload_vectors,
     token_counter,
     update_summaries,
 )
@@ -58,7 +60,11 @@ class FakeEmbedder:
 
     llmlab_name = "fake-bag-of-words"
 
+    def __init__(self):
+        self.calls = []  # the texts of every encode call
+
     def encode(self, texts, **kwargs):
+        self.calls.append(list(texts))
         out = np.zeros((len(texts), 64), dtype=np.float32)
         for i, t in enumerate(texts):
             for w in t.lower().split():
@@ -147,6 +153,24 @@ def test_vector_memory_finds_the_fact(embedder):
     assert np.allclose(mem.vectors[4], alone, atol=1e-5)
 
 
+def test_preload_embeds_once_and_searches_only_what_was_told():
+    emb = FakeEmbedder()
+    mems = [VectorMemory(k=2, embedder=emb, count=words) for _ in range(3)]
+    texts = [c for _, c in CHAT] + ["What is my locker code at the gym?"]
+    assert preload_vectors(mems + [WindowMemory(count=words)], texts + texts[:3]) == len(texts)
+    assert emb.calls == [texts]  # one batch of distinct texts, for all three memories
+    fill(mems[0], CHAT[:2])  # told nothing about the locker yet
+    hits = mems[0].search("What is my locker code at the gym?")
+    assert sorted(i for i, _ in hits) == [0, 1] and len(emb.calls) == 1  # looked up, not embedded
+    fill(mems[1])
+    ctx = mems[1].context("What is my locker code at the gym?", 40)
+    assert "4812" in ctx[0]["content"] and len(emb.calls) == 1
+    alone = FakeEmbedder().encode([CHAT[2][1]])[0]  # preloaded = embedding the turn alone
+    assert np.allclose(mems[1].vectors[2], alone)
+    fill(mems[2]).search("Something never preloaded")  # a new query is embedded on its own
+    assert emb.calls[-1] == ["Something never preloaded"] and len(emb.calls) == 2
+
+
 def test_sqlite_round_trip_across_connections(tmp_path, embedder):
     path = tmp_path / "memory.sqlite"
     with SQLiteMemory(path, session="monday", embedder=embedder, count=words) as first:
@@ -222,12 +246,20 @@ def test_replay_window_forgets_what_left_it():
 
 
 @pytest.mark.slow
-def test_sqlite_memory_reloads_in_a_new_process(tmp_path, embedder):
+def test_sqlite_memory_reloads_in_a_new_process(tmp_path):
+    """Nothing survives in RAM: a fresh interpreter finds the fact in the file alone. (The real
+    MiniLM round trip is test_sqlite_round_trip_across_connections; a stand-in embedder here
+    keeps torch out of the child process.)"""
     path = tmp_path / "memory.sqlite"
-    with SQLiteMemory(path, embedder=embedder) as mem:
+    with SQLiteMemory(path, embedder=FakeEmbedder(), count=words) as mem:
         fill(mem)
-    code = (f"from llmlab.memory import SQLiteMemory; m = SQLiteMemory(r'{path}'); "
-            "print(m.context('What is my locker code?', 80)[0]['content'])")  # fmt: skip
+        mem.context("flat", 80)  # embeds every turn into the file
+    code = "\n".join([
+        "import numpy as np", "from llmlab.memory import SQLiteMemory", inspect.getsource(FakeEmbedder),
+        f"m = SQLiteMemory(r'{path}', embedder=FakeEmbedder(), count=lambda t: len(t.split()))",
+        "assert len(m.vectors) == len(m.turns) and not m.embedder.calls  # read, not embedded",
+        "print(m.context('What is my locker code at the gym?', 80)[0]['content'])",
+    ])  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "4812" in out.stdout

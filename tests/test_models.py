@@ -1,8 +1,12 @@
 """llmlab.models + llmlab.model_cache: the bundled models load offline, the LM cache is exact and
 self-healing, and every failure says what to do, at once.
 
-The GGUF is dequantized once for the whole file (fixture ``rebuilt``: a corrupted copy of the cache
-is detected and rebuilt); that one fresh model serves every test that compares against it."""
+The cache is checked against the GGUF itself: the ``gguf`` library (which transformers uses to
+dequantize) reads the file once, and tensors of the first, a middle and the last layer, dequantized
+afresh, must equal the cached weights bit for bit; config and tokenizer must match its metadata.
+The repair path (a corrupted cache is detected, rebuilt and re-read) runs with the rebuild's
+dequantization replaced by the model already in memory: it tests detection, atomic rewrite and
+re-read, not transformers' GGUF reader a second time."""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ import pytest
 import torch
 
 from llmlab import model_cache, models
+from llmlab.config import rope_theta
 from llmlab.models import ModelNotAvailableError, load_embedder, load_lm, load_tokenizer
+from llmlab.threads import use_threads
 
 # --- tokenizer ---------------------------------------------------------------------------------
 
@@ -85,7 +91,7 @@ def test_lm_is_ready_for_teaching(lm):
     assert lm.name == "SmolLM2-135M-Instruct"
     assert not lm.model.training
     assert next(lm.model.parameters()).dtype == torch.float32
-    assert lm.model.config._attn_implementation == "eager"
+    assert lm.model.config._attn_implementation == models.ATTENTION == "sdpa"
     assert lm.context_length == lm.model.config.max_position_embeddings
     assert "<|im_start|>" in lm.tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}], tokenize=False
@@ -94,7 +100,7 @@ def test_lm_is_ready_for_teaching(lm):
 
 def test_lm_knows_the_capital_of_france(lm):
     ids = _chat_ids(lm, "What is the capital of France?")
-    with torch.no_grad():
+    with torch.no_grad(), use_threads(1):
         out = lm.model.generate(ids, max_new_tokens=20, do_sample=False)  # (1, T + new)
     answer = lm.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
@@ -102,16 +108,29 @@ def test_lm_knows_the_capital_of_france(lm):
 
 def test_lm_attention_weights_are_available(lm):
     ids = lm.tokenizer("The cat sat on the mat", return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        out = lm.model(ids, output_attentions=True)
+    with torch.no_grad(), use_threads(ids.numel()):
+        with models.eager_attention(lm):  # the fused kernel returns no weights
+            out = lm.model(ids, output_attentions=True)
+    assert lm.model.config._attn_implementation == "sdpa"  # switched back after the block
     att = out.attentions[0]  # (1, n_heads, T, T)
     assert att.shape[-1] == ids.shape[1]
     assert torch.allclose(att.sum(-1), torch.ones_like(att.sum(-1)), atol=1e-5)
 
 
+def test_fused_attention_gives_the_written_out_result(lm):
+    """ATTENTION="sdpa" (fused kernel) vs "eager" (written out): same logits to float error."""
+    ids = lm.tokenizer("The quick brown fox jumps over the lazy dog. " * 8, return_tensors="pt")["input_ids"]
+    with torch.no_grad(), use_threads(ids.numel()):
+        fused = lm.model(ids).logits  # (1, T, V)
+        with models.eager_attention(lm):
+            eager = lm.model(ids).logits  # (1, T, V)
+    assert (fused - eager).abs().max().item() < 1e-4
+    assert torch.equal(fused.argmax(-1), eager.argmax(-1))  # same greedy choice at every position
+
+
 def _logits(lm, text: str) -> torch.Tensor:
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
+    with torch.no_grad(), use_threads(ids.numel()):
         return lm.model(ids).logits  # (1, T, vocab)
 
 
@@ -124,46 +143,116 @@ def _copy_cache_to(tmp_path, monkeypatch):
     return dst
 
 
+# GGUF tensor names (llama.cpp's) -> transformers' parameter names, for a llama-type model
+GGUF_TO_HF = {
+    "token_embd": "model.embed_tokens", "output_norm": "model.norm",
+    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+}  # fmt: skip
+
+
+def _hf_name(gguf_name: str) -> str:
+    """``blk.3.attn_q.weight`` -> ``model.layers.3.self_attn.q_proj.weight``."""
+    parts = gguf_name.split(".")
+    if parts[0] == "blk":
+        return f"model.layers.{parts[1]}.{GGUF_TO_HF[parts[2]]}.{parts[3]}"
+    return f"{GGUF_TO_HF[parts[0]]}.{parts[1]}"
+
+
+def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp stores q/k rows permuted for its RoPE layout; undo it (as transformers does)."""
+    half = w.shape[0] // n_head // 2
+    return w.reshape(n_head, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+@pytest.fixture(scope="module")
+def gguf_file():
+    """The bundled GGUF, parsed once (metadata and tensor index; tensors are read on demand)."""
+    from gguf import GGUFReader  # a declared dependency: transformers dequantizes with it
+
+    return GGUFReader(models.bundled_gguf_path())
+
+
+@pytest.mark.slow
+def test_cached_model_equals_freshly_dequantized(lm, gguf_file):
+    from gguf import dequantize
+
+    meta = {k: f.contents() for k, f in gguf_file.fields.items() if not k.startswith("tokenizer")}
+    c = lm.model.config
+    assert (c.num_hidden_layers, c.hidden_size, c.intermediate_size) == (
+        meta["llama.block_count"], meta["llama.embedding_length"], meta["llama.feed_forward_length"])
+    assert (c.num_attention_heads, c.num_key_value_heads, c.max_position_embeddings) == (
+        meta["llama.attention.head_count"], meta["llama.attention.head_count_kv"],
+        meta["llama.context_length"])  # fmt: skip
+    assert rope_theta(c) == pytest.approx(meta["llama.rope.freq_base"])
+    assert c.rms_norm_eps == pytest.approx(meta["llama.attention.layer_norm_rms_epsilon"])
+    # every GGUF tensor has its place in the model, with its shape; nothing else is in the model
+    cached = lm.model.state_dict()
+    tensors = {t.name: t for t in gguf_file.tensors}
+    assert "output.weight" not in tensors and c.tie_word_embeddings  # the head is the embedding
+    assert {_hf_name(n) for n in tensors} == set(cached) - {"lm_head.weight"}
+    for name, t in tensors.items():
+        assert tuple(cached[_hf_name(name)].shape) == tuple(int(d) for d in reversed(t.shape))
+    # the weights themselves, dequantized afresh: embeddings, first/middle/last layer, final norm
+    last = c.num_hidden_layers - 1
+    picked = [n for n in tensors if n.split(".")[0] in ("token_embd", "output_norm")
+              or n.startswith(("blk.0.", f"blk.{last // 2}.", f"blk.{last}."))]  # fmt: skip
+    assert len(picked) == 2 + 3 * 9
+    for name in picked:
+        fresh = dequantize(tensors[name].data, tensors[name].tensor_type)  # (rows, cols) float32
+        if ".attn_q." in name or ".attn_k." in name:
+            fresh = _unpermute(fresh, c.num_attention_heads if ".attn_q." in name
+                               else c.num_key_value_heads)  # fmt: skip
+        assert torch.equal(cached[_hf_name(name)], torch.from_numpy(np.array(fresh))), name
+    # the tokenizer survives the cache round trip: same vocabulary, merges, specials, template
+    tok = lm.tokenizer
+    vocab = gguf_file.fields["tokenizer.ggml.tokens"].contents()
+    assert tok.convert_ids_to_tokens(list(range(len(vocab)))) == vocab
+    merges = json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
+    merges = [" ".join(m) if isinstance(m, list) else m for m in merges]
+    assert merges == gguf_file.fields["tokenizer.ggml.merges"].contents()
+    for special in ("bos", "eos"):
+        assert getattr(tok, f"{special}_token_id") == gguf_file.fields[
+            f"tokenizer.ggml.{special}_token_id"].contents()  # fmt: skip
+    assert tok.chat_template == gguf_file.fields["tokenizer.chat_template"].contents()
+
+
 @pytest.fixture(scope="module")
 def rebuilt(lm, tmp_path_factory):
     """A copy of the cache with flipped bytes in the weights, loaded: the damage is detected and
-    the GGUF dequantized afresh (the one slow step of this file). Returns what the tests check."""
+    the cache rebuilt. The rebuild's dequantization is the model in memory (the GGUF reader is
+    tested above); what runs for real: detection, removal, atomic rewrite, checksum, re-read."""
     mp = pytest.MonkeyPatch()
+    builds = []
     try:
         path = _copy_cache_to(tmp_path_factory.mktemp("damaged"), mp)
         weights = path / "model.safetensors"
         with open(weights, "r+b") as f:  # flip bytes in the middle of the weights
             f.seek(weights.stat().st_size // 2)
             f.write(b"\xde\xad\xbe\xef" * 16)
+        mp.setattr(models, "_load_from_gguf",
+                   lambda gguf: builds.append(gguf) or (lm.model, lm.tokenizer))  # fmt: skip
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fresh = load_lm()  # the model just dequantized from the GGUF, not read back
+            load_lm()  # damaged: rebuilt and written again
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a second load reads the repaired cache, no warning
             reread = load_lm()
     finally:
         mp.undo()
-    return {"fresh": fresh, "reread": reread, "path": path, "warnings": caught}
-
-
-@pytest.mark.slow
-def test_cached_model_equals_freshly_dequantized(lm, rebuilt):
-    fresh = rebuilt["fresh"]
-    text = "The quick brown fox jumps over the lazy dog. Tokens, logits, caches!"
-    cached, new = _logits(lm, text), _logits(fresh, text)
-    assert cached.shape == new.shape
-    assert torch.allclose(cached, new, atol=1e-5, rtol=0), (cached - new).abs().max()
-    # the tokenizer survives the cache round trip too
-    assert lm.tokenizer(text)["input_ids"] == fresh.tokenizer(text)["input_ids"]
-    assert lm.tokenizer.chat_template == fresh.tokenizer.chat_template
+    return {"builds": builds, "reread": reread, "path": path, "warnings": caught}
 
 
 @pytest.mark.slow
 def test_corrupted_cache_is_detected_and_rebuilt(lm, rebuilt):
     assert any("damaged" in str(w.message) for w in rebuilt["warnings"])
+    assert rebuilt["builds"] == [models.bundled_gguf_path()]  # rebuilt once, from the GGUF
     path = rebuilt["path"]
     manifest = json.loads((path / model_cache.MANIFEST).read_text())
     assert manifest["weights_crc32"] == model_cache.weights_digest(path / "model.safetensors")
+    assert rebuilt["reread"].model is not lm.model  # read back from disk, not the one in memory
     text = "Caches can break; we notice."
     assert torch.allclose(_logits(rebuilt["reread"], text), _logits(lm, text), atol=1e-5, rtol=0)
 
@@ -201,7 +290,7 @@ def test_local_folder_by_environment_variable(monkeypatch):
     monkeypatch.setenv("LLMLAB_LM", str(folder))
     other = load_lm()
     assert other.name == str(folder)
-    assert other.model.config._attn_implementation == "eager"
+    assert other.model.config._attn_implementation == models.ATTENTION
 
 
 def test_unknown_lm_is_a_clear_error():

@@ -316,3 +316,39 @@ def _obey(messages):
     else:
         call = ToolCall("final_answer", {"answer": "1975 [Jaws_film.txt]"})
     return FakeToolResult("", [call])
+
+
+def test_length_groups_cover_every_row_once_and_cut_only_where_padding_costs_more():
+    from llmlab.research import length_groups
+
+    assert length_groups([50, 400, 410, 60], 24) == [[0, 3], [1, 2]]
+    assert length_groups([300, 310, 305], 24) == [[0, 2, 1]]  # close lengths: one batch
+    lengths = [241, 433, 277, 402, 300, 388, 45, 50]
+    groups = length_groups(lengths, 40)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+
+
+def test_batches_by_prompt_length_and_answers_each_question_in_order(corpus, tmp_path):
+    from llmlab.research import research_many
+
+    class SizedChat(FakeChat):  # a local model: prompt_ids makes the pipeline group by length
+        def prompt_ids(self, chat):
+            return list(range(len(chat[-1]["content"])))
+
+        def complete_batch(self, chats, **kwargs):
+            self.batches = getattr(self, "batches", []) + [len(chats)]
+            return super().complete_batch(chats, **kwargs)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "Accra.txt").write_text("Accra\n\nAccra is the capital of Ghana. " + "It is big. " * 200)
+    chat = SizedChat(answer=lambda user: "1975 [1]" if "Jaws" in user else "Ghana [1]")
+    questions = ["In what year was the film Jaws released?", "Accra is the capital of what?"]
+    res = research_many(questions, [corpus, WordCorpus(other)], chat=chat, mode="rag", k=1,
+                        defences=[Defences.none(), Defences.all()])
+    assert [r.short_answer for r in res] == ["1975", "Ghana"]
+    assert chat.batches == [1, 1]  # 70 vs 2,000+ characters: two batches beat padding
+    assert "Jaws_film.txt" in res[0].sources and "Accra.txt" in res[1].sources  # its own corpus
+    assert "<document" not in res[0].steps[0].result and "<document" in res[1].steps[0].result
+    with pytest.raises(ValueError, match="one per question"):
+        research_many(questions, [corpus], chat=chat, mode="rag")

@@ -35,7 +35,7 @@ def tmp_cache(tmp_path_factory):
 def wiki():
     from llmlab.datasets import wiki_subset
 
-    return wiki_subset(300, seed=1)
+    return wiki_subset(200, seed=1)  # 200 articles keep every claim below (300 took 1.5x)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def test_approximate_indexes_recall_on_real_embeddings(embedder, wiki_dense):
     texts, dense = wiki_dense.texts, wiki_dense
     q = dense.vectors[:50] + 0.0  # passages as queries: real, clustered vectors
     exact = [{h.id for h in hits} for hits in dense.search_vectors(q, 10)]
-    for kind in ("ivf", "hnsw"):
-        ann = FaissRetriever(texts, embedder=embedder, vectors=dense.vectors, kind=kind, nprobe=4)
+    for kind in ("ivf", "hnsw"):  # IVF searches 2 of its 5 cells (200 vectors): it can miss
+        ann = FaissRetriever(texts, embedder=embedder, vectors=dense.vectors, kind=kind, nprobe=2)
         got = [{h.id for h in hits} for hits in ann.search_vectors(q, 10)]
         recall = np.mean([len(a & b) / 10 for a, b in zip(got, exact, strict=True)])
         assert recall >= 0.6, (kind, recall)

@@ -48,13 +48,18 @@ def client(srv):
     return openai.OpenAI(base_url=srv.base_url, api_key="not-needed", max_retries=0)
 
 
+@pytest.fixture(scope="module")
+def ref(local):
+    """The reference answer to HI: LocalChat called directly, once for the module."""
+    return local.complete(HI, max_tokens=12)
+
+
 def test_models_lists_the_served_model(client, local):
     assert [m.id for m in client.models.list().data] == [local.model]
 
 
-def test_completion_matches_the_local_chat_and_shows_the_prompt(client, local, lm):
+def test_completion_matches_the_local_chat_and_shows_the_prompt(client, local, lm, ref):
     resp = client.chat.completions.create(model=local.model, messages=HI, max_tokens=12)
-    ref = local.complete(HI, max_tokens=12)
     choice = resp.choices[0]
     assert choice.message.content == ref.text and choice.message.content.strip()
     assert choice.finish_reason == ref.finish_reason
@@ -63,9 +68,9 @@ def test_completion_matches_the_local_chat_and_shows_the_prompt(client, local, l
     assert resp.model_extra["llmlab"]["prompt"] == chat_text(lm, HI)
 
 
-def test_stream_gives_the_same_text_as_plain(client, local):
+def test_stream_gives_the_same_text_as_plain(client, local, ref):
     kwargs = {"model": local.model, "messages": HI, "max_tokens": 12}
-    plain = client.chat.completions.create(**kwargs).choices[0].message.content
+    plain = ref.text  # what the plain request answers (test above)
     chunks = list(client.chat.completions.create(**kwargs, stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain
@@ -74,12 +79,11 @@ def test_stream_gives_the_same_text_as_plain(client, local):
     assert "<|im_start|>user" in chunks[0].model_extra["llmlab"]["prompt"]
 
 
-def test_load_chat_talks_to_the_server(srv, local):
+def test_load_chat_talks_to_the_server(srv, local, ref):
     remote = load_chat(base_url=srv.base_url, model=local.model)
     assert isinstance(remote, OpenAIChat)
-    ref = local.complete(HI, max_tokens=8).text
-    assert remote.complete(HI, max_tokens=8).text == ref
-    assert "".join(remote.stream(HI, max_tokens=8)) == ref
+    assert remote.complete(HI, max_tokens=12).text == ref.text
+    assert "".join(remote.stream(HI, max_tokens=12)) == ref.text
 
 
 BAD = {

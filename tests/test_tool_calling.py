@@ -69,8 +69,27 @@ def test_named_tool_is_forced_even_against_the_question(chat):
 def test_regex_mode_writes_the_same_tokens_as_llguidance(chat):
     a = complete_with_tools(chat, SUM, TOOLS, tool_choice="required", max_tokens=40,
                             constrained="regex")  # fmt: skip
-    b = complete_with_tools(chat, SUM, TOOLS, tool_choice="required", max_tokens=40)
+    b = complete_with_tools(chat, SUM, TOOLS, tool_choice="required", max_tokens=40,
+                            constrained="llguidance")  # fmt: skip
     assert a.raw == b.raw and a.tool_calls == b.tool_calls and a.tool_calls
+
+
+def test_forcing_writes_the_same_call_in_fewer_passes(chat, monkeypatch):
+    """constrained=True (forcing): forced text in canonical tokens, several per forward pass."""
+    import llmlab.generation
+
+    passes, forward = [], llmlab.generation.cached_forward
+    monkeypatch.setattr(llmlab.generation, "cached_forward",
+                        lambda *a, **k: passes.append(1) or forward(*a, **k))  # fmt: skip
+    runs = {}
+    for mode in ("llguidance", True):
+        passes.clear()
+        res = complete_with_tools(chat, SUM, TOOLS, tool_choice="required", max_tokens=40,
+                                  constrained=mode)  # fmt: skip
+        runs[mode] = (res, len(passes))
+    (plain, n_plain), (forced, n_forced) = runs["llguidance"], runs[True]
+    assert forced.raw == plain.raw and forced.tool_calls == plain.tool_calls  # same call ...
+    assert n_forced < 0.7 * n_plain  # ... in far fewer forward passes (here about half)
 
 
 def test_auto_and_none_let_the_model_answer_in_text(chat):

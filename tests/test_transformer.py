@@ -7,6 +7,8 @@ import torch
 
 from llmlab import transformer
 from llmlab.config import config_of
+from llmlab.models import eager_attention
+from llmlab.threads import use_threads
 
 TEXT = "The capital of France is Paris. The capital of Germany is"
 
@@ -27,7 +29,7 @@ def _run_with_hooks(lm, ids, **kwargs):
         for i, layer in enumerate(lm.model.model.layers)
     ]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), use_threads(ids.numel()), eager_attention(lm):  # weights: eager
             out = lm.model(ids, output_hidden_states=True, output_attentions=True, **kwargs)
     finally:
         for h in handles:
@@ -170,7 +172,7 @@ def test_logit_lens_final_layer_is_the_model_prediction(lm):
     text = "The capital of France is"
     lens = transformer.logit_lens(lm, text)
     ids = lm.tokenizer(text, return_tensors="pt").input_ids
-    with torch.no_grad():
+    with torch.no_grad(), use_threads(ids.numel()):
         ref = lm.model(ids).logits[0, -1].log_softmax(-1)  # (V,)
     assert lens.log_probs.shape == (31, 49152)
     assert (lens.log_probs[-1] - ref).abs().max().item() < 1e-4

@@ -10,8 +10,9 @@ So they can be compared on the same tasks with the same budget:
 - ``plan_and_execute``: one constrained ``make_plan`` call (a list of at most 3 steps), then
   one constrained call per plan step, then a forced ``final_answer``. The plan is fixed: no
   re-planning when a step fails.
-- ``reflect``: run the loop, then a constrained self-critique (``verdict(correct, problem)``);
-  if the model judges its answer wrong, one retry with the critique in the chat.
+- ``reflect``: run the loop (or take its finished run: ``draft=``), then a constrained
+  self-critique (``verdict(correct, problem)``); if the model judges its answer wrong, one
+  retry with the critique in the chat.
 
 Leaves out: re-planning, multi-agent set-ups, tree search, voting over samples.
 """
@@ -226,11 +227,17 @@ def _work(run: AgentRun) -> str:
 
 def reflect(chat: Any, task: str, tools: Sequence[Tool], *, budget: Budget | None = None,
             max_tokens: int = 96, constrained: Any = True, on_step: Callable | None = None,
-            **kwargs: Any) -> AgentRun:  # fmt: skip
-    """Draft with the loop, critique the draft (a forced ``verdict`` call), retry once if judged wrong."""
+            draft: AgentRun | None = None, **kwargs: Any) -> AgentRun:  # fmt: skip
+    """Draft with the loop, critique the draft (a forced ``verdict`` call), retry once if judged wrong.
+
+    ``draft``: a finished loop run on this task (e.g. ``loop(...)``'s, same budget) to critique
+    instead of running the loop again: greedy decoding would write the same draft. Its steps,
+    tokens and seconds count in the result, as if run here.
+    """
     budget = budget or Budget()
     opts = dict(max_tokens=max_tokens, constrained=constrained, on_step=on_step, **kwargs)
-    draft = run_agent(chat, task, tools, budget=budget, **opts)
+    if draft is None:
+        draft = run_agent(chat, task, tools, budget=budget, **opts)
     run = _Run(budget, on_step)
     run.steps, run.calls, run.tokens, run.partial = list(draft.steps), draft.n_steps, draft.tokens, draft.answer
     run.start -= draft.seconds

@@ -13,8 +13,9 @@ Covers:
 Elsewhere: what heads *do* (scores, ablation) is ``llmlab.heads``; pictures are
 ``llmlab.views.attention_plots`` and ``llmlab.views.attention_page``; ``llmlab attend`` is
 ``llmlab.cli.attend``. Leaves out: batches and padding (one text at a time), the KV cache, value
-vectors and what a head *writes* (see ``llmlab.transformer`` for whole blocks), and attention
-implementations other than "eager" (sdpa/flash kernels never materialise the weights).
+vectors and what a head *writes* (see ``llmlab.transformer`` for whole blocks). The weights come
+from the written-out "eager" attention (``llmlab.models.eager_attention``): the fused kernel the
+model uses to generate (sdpa) never materialises them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from llmlab.config import config_of
+from llmlab.models import eager_attention
 
 # --- the formula, in numpy --------------------------------------------------------------------
 
@@ -135,13 +137,10 @@ def attention_weights(
             f"{len(ids)} tokens would need a {size:,.0f} MB attention array; the limit is "
             f"max_tokens={max_tokens}. Use a shorter text, or raise max_tokens if you have the memory."
         )
-    with torch.no_grad():
+    with torch.no_grad(), eager_attention(lm):  # the fused kernel would return no weights
         out = lm.model(torch.tensor([ids]), output_attentions=True)  # attentions: L × (1, H, T, T)
     if out.attentions is None or out.attentions[0] is None:
-        raise RuntimeError(
-            "The model returned no attention weights: load it with attn_implementation='eager' "
-            "(llmlab.models.load_lm does)."
-        )
+        raise RuntimeError("The model returned no attention weights: is it a transformers model?")
     weights = torch.stack(out.attentions)[:, 0].float().numpy()  # (L, H, T, T)
     return display_tokens(lm, ids), weights
 

@@ -1,8 +1,6 @@
-"""Byte-pair encoding (BPE) from scratch: the algorithm behind GPT-4's tokenizer, small enough to read.
+"""Byte-pair encoding (BPE) tokenizers from scratch: the algorithm behind GPT-4's tokenizer.
 
 Covers:
-- ``get_stats``, ``merge`` and ``best_pair``: the operations BPE is made of (count neighbouring
-  pairs, pick the most frequent, replace it with a new id).
 - ``BasicTokenizer``: BPE on the raw UTF-8 bytes of a text, no pre-splitting. For teaching.
 - ``RegexTokenizer``: byte-level BPE that first splits text with GPT-4's regex (words, numbers,
   punctuation and whitespace never merge across each other), with special tokens like
@@ -11,10 +9,11 @@ Covers:
   ranks, so our encoder gives exactly tiktoken's ids (checked id for id in the tests). The one
   known gap: characters added to Unicode after the tables compiled into tiktoken, which the
   (newer) `regex` module may class as letters.
+- The BPE operations and the trainer (``get_stats``, ``merge``, ``best_pair``, ``train_merges``,
+  ``render_token``) live in ``llmlab.bpe_training`` and are importable from here too.
 
-Speed without losing readability: training counts each distinct chunk once and updates pair
-counts only where a merge happened; encoding merges by rank and remembers every chunk it has
-encoded (English repeats its words, so most chunks are looked up, not merged).
+Speed without losing readability: training counts each distinct chunk once; encoding merges by
+rank and remembers every chunk it has encoded (most chunks are looked up, not merged).
 
 Leaves out: looking at tokens and counting them (``llmlab.tokens``, ``llmlab.views.tokens``),
 saving/loading trained tokenizers, the Rust-level tricks that make tiktoken faster, and
@@ -29,6 +28,16 @@ from itertools import pairwise  # pairwise([1, 2, 3]) -> (1, 2), (2, 3)
 from typing import Any, Literal
 
 import regex  # the third-party `regex` module: GPT-4's pattern needs \p{L}, which `re` lacks
+
+from llmlab.bpe_training import (  # the BPE operations and the trainer, re-exported here
+    Pair,
+    best_pair,
+    check_train_args,
+    get_stats,
+    merge,
+    render_token,
+    train_merges,
+)
 
 # GPT-4's split pattern (cl100k_base), as tiktoken writes it. Read it as alternatives, tried in order:
 #   '(?i:[sdmt]|ll|ve|re)       contractions: 's 't 'll 've 're (any case)
@@ -48,113 +57,7 @@ GPT4_SPECIAL_TOKENS = {
     "<|endofprompt|>": 100276,
 }
 
-Pair = tuple[int, int]
 NEVER = float("inf")  # the "rank" of a pair that was never merged
-
-
-# --- the two BPE operations --------------------------------------------------------------------
-
-
-def get_stats(ids: list[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
-    """Count each pair of neighbours: ``get_stats([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}``.
-
-    Pass ``counts`` to add to an existing tally instead of starting a new one.
-    """
-    counts = {} if counts is None else counts
-    for pair in pairwise(ids):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def merge(ids: list[int], pair: Pair, idx: int) -> list[int]:
-    """Replace every ``pair`` (left to right) with ``idx``: ``merge([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]``."""
-    out = []
-    i = 0
-    while i < len(ids):
-        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(idx)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def best_pair(stats: dict[Pair, int]) -> Pair:
-    """The most frequent pair; ties go to the smallest ids, so training never depends on dict order.
-
-    ``best_pair({(256, 97): 2, (97, 98): 2, (98, 100): 1}) -> (97, 98)``
-    """
-    top = max(stats.values())
-    return min(p for p, n in stats.items() if n == top)
-
-
-def _train_merges(
-    chunks: list[list[int]],
-    counts: list[int],
-    vocab: dict[int, bytes],
-    num_merges: int,
-    verbose: bool = False,
-) -> dict[Pair, int]:
-    """Learn ``num_merges`` merges from ``chunks`` (chunk i occurs ``counts[i]`` times in the text).
-
-    New ids follow the ids already in ``vocab``, and each new token is added to ``vocab``.
-    Same result as "recount all pairs, merge the best, repeat" (the textbook loop of
-    ``BasicTokenizer.train``), but after each merge only the chunks that contained the pair are
-    recounted, so training on a whole book takes seconds.
-    """
-    first_id = len(vocab)
-    stats: dict[Pair, int] = {}
-    where: dict[Pair, set[int]] = {}  # pair -> indices of the chunks it occurs in
-    for i, (ids, n) in enumerate(zip(chunks, counts, strict=True)):
-        for pair in pairwise(ids):
-            stats[pair] = stats.get(pair, 0) + n
-            where.setdefault(pair, set()).add(i)
-
-    merges: dict[Pair, int] = {}
-    for k in range(num_merges):
-        if not stats:
-            raise ValueError(
-                f"The text ran out of pairs after {k} merges (asked for {num_merges}). "
-                f"Give more text or a vocab_size of at most {first_id + k}."
-            )
-        pair = best_pair(stats)
-        idx = first_id + k
-        for i in where.pop(pair):
-            old = chunks[i]
-            new = merge(old, pair, idx)
-            if len(new) == len(old):  # pair no longer in this chunk (an earlier merge took it)
-                continue
-            n = counts[i]
-            for p in pairwise(old):  # take the chunk's old pairs out of the tally ...
-                stats[p] -= n
-                if stats[p] == 0:
-                    del stats[p]
-            for p in pairwise(new):  # ... and put its new pairs in
-                stats[p] = stats.get(p, 0) + n
-                where.setdefault(p, set()).add(i)
-            chunks[i] = new
-        stats.pop(pair, None)
-        merges[pair] = idx
-        vocab[idx] = vocab[pair[0]] + vocab[pair[1]]
-        if verbose:
-            print(f"merge {k + 1}/{num_merges}: {pair} -> {idx} {render_token(vocab[idx])!r}")
-    return merges
-
-
-def render_token(b: bytes) -> str:
-    """Bytes of a token as readable text; bytes that are not (yet) a whole character show as ``\\xNN``."""
-    return b.decode("utf-8", errors="backslashreplace")
-
-
-def _check_train_args(text: Any, vocab_size: Any) -> None:
-    if not isinstance(text, str):
-        raise TypeError(f"train() needs the training text as a str, got {type(text).__name__}.")
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256:
-        raise ValueError(
-            f"vocab_size must be an int >= 256 (the 256 single bytes come first, each merge adds one), "
-            f"got {vocab_size!r}."
-        )
 
 
 def _fix_surrogates(text: str) -> str:
@@ -248,7 +151,7 @@ class BasicTokenizer(Tokenizer):
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
         """Learn ``vocab_size - 256`` merges from ``text``: the textbook loop, count -> merge -> repeat."""
-        _check_train_args(text, vocab_size)
+        check_train_args(text, vocab_size)
         self.__init__()
         ids = list(text.encode("utf-8"))
         for idx in range(256, vocab_size):
@@ -289,12 +192,12 @@ class RegexTokenizer(Tokenizer):
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> None:
         """Learn ``vocab_size - 256`` merges from ``text``; merges never cross chunk boundaries."""
-        _check_train_args(text, vocab_size)
+        check_train_args(text, vocab_size)
         self.__init__(self.pattern, self.cache_size)
         # each distinct chunk once, with how often it occurs: " the" is handled once, not per occurrence
         chunk_counts = Counter(self.split(text))
         chunks = [list(c.encode("utf-8")) for c in chunk_counts]
-        self.merges = _train_merges(
+        self.merges = train_merges(
             chunks, list(chunk_counts.values()), self.vocab, vocab_size - 256, verbose
         )
 

@@ -10,11 +10,13 @@ setting, not a rewrite. Every backend has the same three calls:
   safely: a character split over two tokens (an emoji, an accented letter) is held back until
   it is whole, never shown as "\\ufffd";
 - ``complete_batch(list_of_chats, ...)``: many chats at once (local: one batch through
-  ``llmlab.generation.generate_batch``; a batch of 16 costs little more than one on a CPU).
+  ``llmlab.batching.generate_batch``; a batch of 16 costs little more than one on a CPU).
 
-Backends: ``LocalChat(lm)`` (the default: ``llmlab.load_lm()``) and ``OpenAIChat(base_url,
-api_key, model)`` (the official ``openai`` client). ``load_chat()`` picks one from its arguments
-or the environment (``LLMLAB_CHAT_BASE_URL``, ``LLMLAB_CHAT_API_KEY``, ``LLMLAB_CHAT_MODEL``).
+Backends: ``LocalChat(lm)`` (here; the default: ``llmlab.load_lm()``) and ``OpenAIChat(base_url,
+api_key, model)`` (``llmlab.openai_chat``, the official ``openai`` client). ``load_chat()`` picks
+one from its arguments or the environment (``LLMLAB_CHAT_BASE_URL``, ``LLMLAB_CHAT_API_KEY``,
+``LLMLAB_CHAT_MODEL``). The result types and request checks both use are ``llmlab.chat_types``.
+Every public name of those two modules is importable from here too.
 
 Leaves out: tool calls, images, logprobs over HTTP and retries. Local streaming runs transformers'
 own ``generate`` in a background thread (greedy output is the same as ``llmlab.generation``'s).
@@ -22,94 +24,37 @@ own ``generate`` in a background thread (greedy output is the same as ``llmlab.g
 
 from __future__ import annotations
 
-import numbers
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llmlab.batching import generate_batch
 from llmlab.chat_template import encode_prompt, stop_token_ids
-from llmlab.generation import check_fits, generate, generate_batch
-from llmlab.sampling import check_settings
+from llmlab.chat_types import (
+    ROLES,
+    ChatResult,
+    Messages,
+    Usage,
+    check_chats,
+    check_messages,
+    check_request,
+    cut_at_stop,
+)
+from llmlab.generation import check_fits, generate
+from llmlab.openai_chat import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, OpenAIChat
 
 if TYPE_CHECKING:
     from llmlab.models import LM
 
-Messages = Sequence[dict]  # [{"role": "system" | "user" | "assistant", "content": "..."}]
-ROLES = ("system", "user", "assistant")
-ENV_BASE_URL, ENV_API_KEY, ENV_MODEL = "LLMLAB_CHAT_BASE_URL", "LLMLAB_CHAT_API_KEY", "LLMLAB_CHAT_MODEL"
+__all__ = [  # the chat interface, whichever module defines each part
+    "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "ROLES", "Chat", "ChatResult", "IncrementalDecoder",
+    "LocalChat", "Messages", "OpenAIChat", "Usage", "check_chats", "check_messages", "check_request",
+    "cut_at_stop", "load_chat", "stream_with_stops",
+]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Tokens read (the whole templated chat) and written: what an API bills you for."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """One answer. ``finish_reason``: "stop" (the model ended or a stop string) or "length"."""
-
-    text: str
-    usage: Usage
-    finish_reason: str
-
-
-# --- checks -----------------------------------------------------------------------------------
-
-
-def check_messages(messages: Messages) -> list[dict]:
-    """The chat as a list, or a ``ValueError`` saying what is wrong and what a chat looks like."""
-    example = '[{"role": "user", "content": "Hi"}]'
-    if isinstance(messages, str | dict) or not isinstance(messages, Sequence):
-        raise ValueError(f"messages must be a list of messages like {example}.")
-    if not messages:
-        raise ValueError(f"messages is empty: give at least one message, e.g. {example}.")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise ValueError(f"Message {i} must be a dict with 'role' and 'content', got {m!r}.")
-        if m["role"] not in ROLES:
-            raise ValueError(f"Message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}.")
-        if not isinstance(m["content"], str):
-            raise ValueError(f"Message {i}'s content must be text, got {type(m['content']).__name__}.")
-    if messages[-1]["role"] == "assistant":
-        raise ValueError("The last message is the assistant's: end with a user message to answer.")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-def check_request(max_tokens: int, temperature: float, stop: Sequence[str] | None = None) -> list[str]:
-    """The stop strings as a list, or a ValueError naming the bad ``max_tokens``/``temperature``/``stop``."""
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral):
-        raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}.")
-    try:
-        check_settings(temperature=temperature, max_new_tokens=max_tokens)
-    except ValueError as exc:  # name the argument as this API spells it
-        raise ValueError(str(exc).replace("max_new_tokens", "max_tokens")) from None
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    if not all(isinstance(s, str) and s for s in stops):
-        raise ValueError(f"stop must be a string or a list of non-empty strings, got {stop!r}.")
-    return stops
-
-
-def _check_chats(chats: Sequence[Messages]) -> None:
-    if isinstance(chats, str | dict) or not isinstance(chats, Sequence) or not chats:
-        raise ValueError("chats must be a non-empty list of chats (each a list of messages).")
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` cut before the first stop string, and whether one was found.
-
-    ``cut_at_stop("Paris.\\nQ: next", ["\\nQ:"]) -> ("Paris.", True)``.
-    """
-    cuts = [text.index(s) for s in stop if s in text]
-    return (text[: min(cuts)], True) if cuts else (text, False)
+# --- streaming text -----------------------------------------------------------------------------
 
 
 class IncrementalDecoder:
@@ -155,7 +100,7 @@ def stream_with_stops(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[st
         yield text[sent:]
 
 
-# --- backends ---------------------------------------------------------------------------------
+# --- the local backend --------------------------------------------------------------------------
 
 
 class LocalChat:
@@ -192,7 +137,7 @@ class LocalChat:
                        seed: int | None = None) -> list[ChatResult]:  # fmt: skip
         """Answers to many chats in one batch (left padding; greedy = one-at-a-time, token for token)."""
         stops = check_request(max_tokens, temperature, stop)
-        _check_chats(chats)
+        check_chats(chats)
         checked = [check_messages(c) for c in chats]
         gens = generate_batch(self.lm, checked, max_new_tokens=max_tokens,
                               temperature=temperature, seed=seed, stop=stops)  # fmt: skip
@@ -264,52 +209,6 @@ class LocalChat:
         finally:
             cancel.set()
             worker.join()
-
-
-class OpenAIChat:
-    """Any OpenAI-compatible chat endpoint (OpenAI, llama.cpp server, vLLM, Ollama, a proxy)."""
-
-    def __init__(self, base_url: str | None = None, api_key: str | None = None,
-                 model: str | None = None, timeout: float = 60.0) -> None:  # fmt: skip
-        from openai import OpenAI
-
-        if not model:
-            raise ValueError(f"OpenAIChat needs a model name: pass model=... or set {ENV_MODEL}.")
-        # Local servers ignore the key, but the client insists on one.
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout)
-        self.model = model
-
-    def _request(self, messages: Messages, max_tokens: int, temperature: float,
-                 stop: Any, seed: int | None) -> dict:  # fmt: skip
-        stops = check_request(max_tokens, temperature, stop)
-        req = {"model": self.model, "messages": check_messages(messages),
-               "max_tokens": max_tokens, "temperature": temperature}  # fmt: skip
-        return req | ({"stop": stops} if stops else {}) | ({"seed": seed} if seed is not None else {})
-
-    def complete(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
-                 stop: Sequence[str] | str | None = None, seed: int | None = None) -> ChatResult:  # fmt: skip
-        """One request to ``/chat/completions``; usage as the server reports it."""
-        resp = self.client.chat.completions.create(
-            **self._request(messages, max_tokens, temperature, stop, seed)
-        )
-        choice, usage = resp.choices[0], resp.usage
-        tokens = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(0, 0)
-        reason = "length" if choice.finish_reason == "length" else "stop"
-        return ChatResult(choice.message.content or "", tokens, reason)
-
-    def complete_batch(self, chats: Sequence[Messages], max_tokens: int = 256,
-                       temperature: float = 0.0, stop: Sequence[str] | str | None = None,
-                       seed: int | None = None) -> list[ChatResult]:  # fmt: skip
-        """One request per chat, in order (the server does its own batching)."""
-        _check_chats(chats)
-        return [self.complete(c, max_tokens, temperature, stop, seed) for c in chats]
-
-    def stream(self, messages: Messages, max_tokens: int = 256, temperature: float = 0.0,
-               stop: Sequence[str] | str | None = None, seed: int | None = None) -> Iterator[str]:  # fmt: skip
-        """Text pieces from the server's event stream (``stream=True``)."""
-        req = self._request(messages, max_tokens, temperature, stop, seed)  # checks run now
-        chunks = (c for c in self.client.chat.completions.create(**req, stream=True))
-        return (c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content)
 
 
 Chat = LocalChat | OpenAIChat

@@ -7,6 +7,8 @@ Protocol: ``.allowed() -> np.ndarray`` (bool ``(V,)``), ``.advance(token_id)``, 
 
 - ``RegexConstraint(lm, pattern)``: the idea by hand (``regex`` partial matching; slow, see why).
 - ``GrammarConstraint(lm, schema=... | grammar=...)``: the same masks from llguidance (Rust).
+  ``forcing=True``: where the grammar allows one text only (``{"name": "``), llguidance allows
+  only that text's own tokens, one token per step, so ``generate`` writes them all in one pass.
 - ``tool_call_schema`` / ``tool_call_grammar`` / ``tool_call_regex``: the language of
   ``<tool_call>[{"name": ..., "arguments": {...}}]</tool_call>`` under ``tool_choice`` "auto"
   (text, or a call), "required", "none" (text only) or ``{"type": "function", "function":
@@ -14,9 +16,9 @@ Protocol: ``.allowed() -> np.ndarray`` (bool ``(V,)``), ``.advance(token_id)``, 
   ``json.dumps`` (", " and ": ") in both engines, so both accept exactly the same texts.
 - ``ConstraintError``: a schema or grammar the engine cannot handle, or a dead end.
 
-Leaves out: batched masks, backtracking, llguidance's forced-token fast-forward (switched off so
-both engines allow the same tokens), string ``pattern``/``format`` and number bounds in the
-hand-written regex compiler (llguidance handles them).
+Leaves out: batched masks, backtracking, string ``pattern``/``format`` and number bounds in the
+hand-written regex compiler (llguidance handles them). Forcing is off by default so both engines
+allow exactly the same tokens (a forced text could otherwise be split into tokens any way).
 """
 
 from __future__ import annotations
@@ -185,9 +187,15 @@ class GrammarConstraint:
 
     A schema is written compactly, like ``json.dumps`` (unless it sets its own "x-guidance").
     llguidance computes each mask in well under a millisecond through its numpy API.
+    ``forcing=False`` (default): every token that keeps the text valid is allowed, the same masks
+    as ``RegexConstraint``. ``forcing=True``: a text the grammar forces may only be written in
+    its canonical tokens (what the tokenizer would write), so the mask there allows ONE token and
+    ``generate`` writes such runs in one pass: on a tool call about half the tokens
+    (``tool_calling.make_constraint`` uses it; serving engines do the same).
     """
 
-    def __init__(self, lm: LM, *, schema: dict | None = None, grammar: str | None = None) -> None:
+    def __init__(self, lm: LM, *, schema: dict | None = None, grammar: str | None = None,
+                 forcing: bool = False) -> None:  # fmt: skip
         import llguidance
         import llguidance.numpy as llnp
 
@@ -197,7 +205,7 @@ class GrammarConstraint:
             if not isinstance(schema, dict):
                 raise ConstraintError(f"schema must be a dict (a JSON schema), got {schema!r}.")
             grammar = f"start: {_json_rule(schema)}\n"
-        text = '%llguidance {"no_forcing": true}\n' + grammar
+        text = ("" if forcing else '%llguidance {"no_forcing": true}\n') + grammar
         self.grammar = llguidance.LLMatcher.grammar_from_lark(text)
         self.tokenizer = llg_tokenizer(lm)
         error = llguidance.LLMatcher.validate_grammar(self.grammar, self.tokenizer)

@@ -10,8 +10,8 @@ Covers:
 - ``decode_seconds`` (time for one new token with n tokens already in the KV cache) and
   ``prefill_seconds`` (time to read n tokens): best of several interleaved rounds, so a busy
   machine disturbs every size alike.
-- ``needle_test``: facts hidden at different depths of filler text, asked about one at a time,
-  reusing the haystack's KV cache for every question.
+- ``needle_test``: facts hidden at different depths of filler text, all asked in one batch that
+  reuses the haystack's KV cache.
 
 Counting a chat's tokens lives in ``llmlab.chat_template``; the cache's memory in
 ``llmlab.kvcache``. Leaves out: summarising old turns with the model, retrieval (phase 4),
@@ -244,10 +244,10 @@ def needle_test(
     seed: int = 0,
 ) -> list[NeedleResult]:
     """Hide one fact per depth ("The code for the red door is 4721.") in filler text, then ask
-    for each in turn, in a chat. The assistant's reply is started for it ("The code for the red
+    for each one, in a chat. The assistant's reply is started for it ("The code for the red
     door is") so the probability of the right digits comes from one forward pass.
 
-    The haystack is read once (KV cache); each question reuses that cache.
+    The haystack is read once (KV cache); all questions are asked in one batch on top of it.
     """
     import torch
 
@@ -273,26 +273,41 @@ def needle_test(
     _, haystack = cached_forward(lm.model, torch.tensor([context]), None, logits_to_keep=1)
     kvs = cache_tensors(haystack)  # read once, shared by every question
 
+    # Every question in ONE batch on top of the haystack's cache. Row b: question (left-padded, so
+    # all questions end in the same column) + its answer but the last token (right-padded).
+    qs = [ids(f"\n\nWhat is the code for the {k} door? Answer with the code only."
+              + tail + f"The code for the {k} door is") for k in keys]  # fmt: skip
+    answers = [ids(f" {v}") for v in values]
+    n_rows, qw, aw, n_ctx = len(qs), max(map(len, qs)), max(map(len, answers)), len(context)
+    pad = lm.tokenizer.pad_token_id or 0
+    x = torch.tensor([[pad] * (qw - len(q)) + q + a[:-1] + [pad] * (aw - len(a))
+                      for q, a in zip(qs, answers, strict=True)])  # (B, qw + aw - 1)
+    mask = torch.tensor([[0] * (qw - len(q)) + [1] * (len(q) + aw - 1) for q in qs])  # (B, W)
+    mask = torch.cat([torch.ones(n_rows, n_ctx, dtype=mask.dtype), mask], 1)  # (B, n_ctx + W)
+    pos = (mask.cumsum(1) - 1)[:, n_ctx:]  # (B, W): positions continue after the haystack
+    rows_cache = make_cache(lm.model, [(k.expand(n_rows, -1, -1, -1), v.expand(n_rows, -1, -1, -1))
+                                       for k, v in kvs])  # fmt: skip
+    out, cache = cached_forward(lm.model, x, rows_cache, attention_mask=mask, position_ids=pos,
+                                logits_to_keep=aw)  # only the columns that predict the answer
+    logp = torch.log_softmax(out.logits.float(), -1)  # (B, aw, V): answer tokens
+    guesses = logp.argmax(-1).tolist()  # greedy's picks if every earlier pick was right
+    if any(g[: len(a)] != a for g, a in zip(guesses, answers, strict=True)):
+        # someone is wrong: decode greedily after the question to see what each row really writes
+        cache = make_cache(lm.model, cache_tensors(cache), n_tokens=n_ctx + qw)
+        mask, col = mask[:, : n_ctx + qw], torch.tensor([[g[0]] for g in guesses])  # (B, 1)
+        guesses = [g[:1] for g in guesses]
+        for _ in range(aw - 1):
+            mask = torch.cat([mask, torch.ones(n_rows, 1, dtype=mask.dtype)], 1)
+            step, cache = cached_forward(lm.model, col, cache, attention_mask=mask,
+                                         position_ids=mask.sum(1, keepdim=True) - 1)  # fmt: skip
+            col = step.logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+            for g, t in zip(guesses, col[:, 0].tolist(), strict=True):
+                g.append(t)
     results = []
-    for d, k, v in zip(depths, keys, values, strict=True):
-        question = ids(f"\n\nWhat is the code for the {k} door? Answer with the code only."
-                       + tail + f"The code for the {k} door is")  # fmt: skip
-        answer = ids(f" {v}")
-        # Read question + answer on top of the haystack's cache, score each answer token.
-        x = torch.tensor([question + answer[:-1]])  # (1, Q + A - 1)
-        out, cache = cached_forward(lm.model, x, make_cache(lm.model, kvs))
-        logp = torch.log_softmax(out.logits[0, len(question) - 1 :].float(), -1)  # (A, V)
-        prob = float(logp[torch.arange(len(answer)), torch.tensor(answer)].sum().exp())
-        guess = logp.argmax(-1).tolist()  # greedy's picks if every earlier pick was right
-        if guess != answer:  # wrong somewhere: decode greedily to see what it really writes
-            n_asked = len(context) + len(question)
-            cache = make_cache(lm.model, cache_tensors(cache), n_tokens=n_asked)
-            guess = guess[:1]
-            for _ in range(len(answer) - 1):
-                step, cache = cached_forward(lm.model, torch.tensor([guess[-1:]]), cache)
-                guess.append(int(step.logits[0, -1].argmax()))
+    for b, (d, k, v) in enumerate(zip(depths, keys, values, strict=True)):
+        answer, guess = answers[b], guesses[b][: len(answers[b])]
+        prob = float(logp[b, torch.arange(len(answer)), torch.tensor(answer)].sum().exp())
         results.append(NeedleResult(
-            len(context) + len(question), d, k, v, prob, guess == answer,
-            lm.tokenizer.decode(guess).strip(),
+            n_ctx + len(qs[b]), d, k, v, prob, guess == answer, lm.tokenizer.decode(guess).strip(),
         ))  # fmt: skip
     return results

@@ -232,12 +232,12 @@ class DocChat:
     def retrieve(self, *queries: str) -> tuple[list[DocHit], float]:
         """The ``k`` hits and the confidence (best cosine of any chunk). Several queries (a
         follow-up as written and rewritten) are searched each and fused with RRF."""
-        if len(queries) == 1:
-            return self.index.search(queries[0], self.k), self.index.max_cosine(queries[0])
-        runs = [self.index.search(q, self.k) for q in queries]
-        first = {h.chunk: h for run in reversed(runs) for h in run}  # chunk -> its hit
-        fused = rrf([[h.chunk for h in run] for run in runs])[: self.k]
-        return [first[c] for c, _ in fused], max(self.index.max_cosine(q) for q in queries)
+        runs, best = self.index.retrieve_many(list(queries), self.k)  # one embedding call
+        if len(runs) == 1:
+            return runs[0], best[0]
+        first = {h.id: h for run in reversed(runs) for h in run}  # chunk row -> its hit
+        fused = rrf([[h.id for h in run] for run in runs])[: self.k]
+        return [first[i] for i, _ in fused], max(best)
 
     def ask(self, question: str, *, on_token: Callable[[str], None] | None = None,
             on_prompt: Callable[[str], None] | None = None, remember: bool = True) -> Answer:
@@ -278,11 +278,12 @@ class DocChat:
 
     def ask_many(self, questions: list[str]) -> list[Answer]:
         """Answer independent questions (no conversation) in one batch: for evaluation."""
+        for q in questions:
+            _check_question(q)
+        runs, best = self.index.retrieve_many(list(questions), self.k)  # one embedding call
         answers: list[Answer | None] = [None] * len(questions)
         todo = []
-        for i, q in enumerate(questions):
-            _check_question(q)
-            hits, confidence = self.retrieve(q)
+        for i, (q, hits, confidence) in enumerate(zip(questions, runs, best, strict=True)):
             answers[i] = Answer(q, q, ABSTAIN, "", hits, [], True, confidence)
             if confidence >= self.min_cosine:
                 todo.append((i, *self.messages(q, hits, history=[])))

@@ -10,8 +10,10 @@ Covers:
   removed files' chunks are dropped. An index made with another embedding model or chunker is
   rebuilt, and the report says why. A progress bar is shown while (re)building.
 - ``search(query, k)``: hybrid retrieval (BM25 + dense cosine fused with ``llmlab.retrieval.rrf``).
-  Each ``DocHit`` keeps its file, character span, line numbers, fused score and the dense
-  cosine, which ``llmlab.docchat`` uses as its confidence.
+  Each ``DocHit`` keeps its chunk's row ``id`` in ``chunks``, file, character span, line numbers,
+  fused score and the dense cosine, which ``llmlab.docchat`` uses as its confidence.
+  ``search_many`` / ``max_cosine_many`` / ``retrieve_many`` do many queries with one embedding
+  call (the same hits as one query at a time, far fewer model calls).
 
 Leaves out: watching the folder, locking against two processes writing the same index at once
 (the last writer wins; the file is replaced atomically so it is never half-written), and cleaning
@@ -65,12 +67,14 @@ class DocChunk:
 
 @dataclass
 class DocHit:
-    """A retrieved chunk: fused rank score (RRF), dense cosine (None if dense missed it), BM25."""
+    """A retrieved chunk: fused rank score (RRF), dense cosine (None if dense missed it), BM25,
+    and ``id``, the chunk's row in ``DocsIndex.chunks`` / ``.vectors`` (None: not from an index)."""
 
     chunk: DocChunk
     score: float
     cosine: float | None
     bm25: float | None
+    id: int | None = None
 
 
 @dataclass
@@ -270,14 +274,17 @@ class DocsIndex:
             return embed(texts, batch_size=EMBED_BATCH, model=self.embedder, show_progress=False)
         from tqdm.auto import tqdm
 
-        parts = []
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batched:
+        parts = []  # less padding (sentence-transformers sorts only within one call)
         with tqdm(total=len(texts), desc="Indexing", unit="chunk") as bar:
             for i in range(0, len(texts), EMBED_BATCH):
-                batch = texts[i:i + EMBED_BATCH]
+                batch = [texts[j] for j in order[i:i + EMBED_BATCH]]
                 parts.append(embed(batch, batch_size=EMBED_BATCH, model=self.embedder,
                                    show_progress=False))
                 bar.update(len(batch))
-        return np.concatenate(parts)  # (n, dim)
+        vectors = np.empty((len(texts), parts[0].shape[1]), np.float32)  # (n, dim)
+        vectors[order] = np.concatenate(parts)  # back in the texts' order
+        return vectors
 
     # --- search -------------------------------------------------------------------------------
 
@@ -295,19 +302,37 @@ class DocsIndex:
 
     def search(self, query: str, k: int = 5, depth: int = 50) -> list[DocHit]:
         """The ``k`` best chunks for ``query``: BM25 and dense rankings (``depth`` each) fused by RRF."""
+        return self.retrieve_many([query], k, depth)[0][0]
+
+    def search_many(self, queries: list[str], k: int = 5, depth: int = 50) -> list[list[DocHit]]:
+        """``search`` for each of ``queries``, the queries embedded in one call."""
+        return self.retrieve_many(queries, k, depth)[0]
+
+    def retrieve_many(self, queries: list[str], k: int = 5, depth: int = 50,
+                      ) -> tuple[list[list[DocHit]], list[float]]:
+        """The hits of each query and its best cosine with any chunk (``max_cosine``), from one
+        embedding call: the dense ranking's first score is that best cosine."""
         from llmlab.retrieval import rrf
 
         bm25, dense = self.retrievers()
-        d_hits = dense.search(query, max(k, depth))
-        b_hits = bm25.search(query, max(k, depth)) if any(c.isalnum() for c in query) else []
-        cos, bm = {h.id: h.score for h in d_hits}, {h.id: h.score for h in b_hits}
-        fused = rrf([[h.id for h in b_hits], [h.id for h in d_hits]])[:k]
-        return [DocHit(self.chunks[i], s, cos.get(i), bm.get(i)) for i, s in fused]
+        d_runs = dense.search_many(queries, max(k, depth))  # one embedding call for all
+        hits, best = [], []
+        for query, d_hits in zip(queries, d_runs, strict=True):
+            b_hits = bm25.search(query, max(k, depth)) if any(c.isalnum() for c in query) else []
+            cos, bm = {h.id: h.score for h in d_hits}, {h.id: h.score for h in b_hits}
+            fused = rrf([[h.id for h in b_hits], [h.id for h in d_hits]])[:k]
+            hits.append([DocHit(self.chunks[i], s, cos.get(i), bm.get(i), i) for i, s in fused])
+            best.append(d_hits[0].score)
+        return hits, best
 
     def max_cosine(self, query: str) -> float:
         """The best dense cosine of any chunk with ``query``: how close the nearest passage is."""
+        return self.max_cosine_many([query])[0]
+
+    def max_cosine_many(self, queries: list[str]) -> list[float]:
+        """``max_cosine`` of each query, the queries embedded in one call."""
         _, dense = self.retrievers()
-        return dense.search(query, 1)[0].score
+        return [hits[0].score for hits in dense.search_many(queries, 1)]
 
 
 def open_index(folder: str | Path, **kwargs: Any) -> tuple[DocsIndex, IndexReport]:

@@ -12,8 +12,12 @@ Covers:
   is damaged anyway (truncated, wrong shape, not unit length) is reported with a warning saying
   why, and recomputed.
 
+- Within one process, texts already embedded for another list (two chunkings of the same page
+  share most chunks) are taken from memory, keyed by (cache folder, embedder, text): only the new
+  texts of a list go through the model. A damaged file is recomputed from the model alone.
+
 Leaves out: evicting old entries (delete the folder to free space), sharing a cache between
-machines, caching per text (the whole list is one entry: reorder it and it is recomputed).
+machines, caching per text on disk (the whole list is one file: reorder it and the file is new).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import numpy as np
 
 NORMALISATION = "unit-l2"  # what embed() does to every vector; part of the fingerprint
 CACHE_FORMAT = 1  # bump when the file layout changes: old files are then simply not found
+MEMORY_MAX = 20_000  # vectors kept in memory for reuse across lists (~30 MB at 384 dims)
+_memory: dict[tuple[str, str, str], np.ndarray] = {}  # (cache folder, embedder, text) -> (dim,)
 
 
 class CacheWarning(UserWarning):
@@ -99,25 +105,48 @@ def _write(path: Path, vectors: np.ndarray) -> None:
         raise
 
 
+def _remember(folder: str, name: str, texts: Sequence[str], vectors: np.ndarray) -> None:
+    if len(_memory) + len(texts) > MEMORY_MAX:
+        _memory.clear()  # simplest eviction: start over
+    kept = np.array(vectors, dtype=np.float32)  # a copy the caller cannot change
+    kept.flags.writeable = False
+    for text, vector in zip(texts, kept, strict=True):
+        _memory[(folder, name, text)] = vector
+
+
 def embed_cached(
-    texts: Sequence[str], model: Any = None, batch_size: int = 64, show_progress: bool | None = None
+    texts: Sequence[str], model: Any = None, batch_size: int = 16, show_progress: bool | None = None
 ) -> np.ndarray:
     """``embed(texts)`` computed once, then read from disk: ``(n, dim)`` float32 unit vectors.
 
     ``embed_cached(["a dog", "a puppy"]).shape -> (2, 384)`` with the bundled MiniLM.
     The second call with the same texts and model reads ``cache_path(texts, model)`` (milliseconds).
+    A new list embeds only the texts this process has not embedded yet (for the same cache folder).
+    ``batch_size`` 16, not 64: a batch is padded to its longest text, and chunk or sentence lengths
+    have a long tail (2 to 256 tokens), so big batches compute mostly padding.
     """
     from llmlab.embeddings import check_texts, default_embedder, embed
+    from llmlab.models import embedder_name
 
     texts = check_texts(texts)
     model = default_embedder() if model is None else model
     path = cache_path(texts, model)
+    folder, name = str(path.parent), embedder_name(model)
+    damaged = False
     if path.is_file():
         cached = _read(path, len(texts))
         if cached is not None:
+            _remember(folder, name, texts, cached)
             return cached
-    vectors = embed(texts, batch_size=batch_size, model=model, show_progress=show_progress)  # (n, dim)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        damaged = True  # something went wrong: take nothing from memory either
+    known = {} if damaged else {t: _memory[(folder, name, t)] for t in texts
+                                if (folder, name, t) in _memory}  # fmt: skip
+    todo = [t for t in dict.fromkeys(texts) if t not in known]  # each new text once
+    if todo:
+        fresh = embed(todo, batch_size=batch_size, model=model, show_progress=show_progress)  # (m, dim)
+        known.update(zip(todo, fresh, strict=True))
+    vectors = np.ascontiguousarray(np.stack([known[t] for t in texts]), dtype=np.float32)  # (n, dim)
+    _remember(folder, name, texts, vectors)
     try:
         _write(path, vectors)
     except OSError as exc:  # a read-only or full disk costs speed, not correctness

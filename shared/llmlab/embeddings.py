@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from llmlab.threads import use_threads
+
 # Inputs at least this long get a progress bar by default (the bundled model embeds roughly
 # 100-300 short texts a second on a laptop CPU, so shorter inputs finish before a bar helps).
 PROGRESS_MIN_TEXTS = 1000
@@ -86,13 +88,14 @@ def embed(
     model = default_embedder() if model is None else model
     if show_progress is None:
         show_progress = len(texts) >= PROGRESS_MIN_TEXTS
-    vectors = model.encode(
-        texts,
-        batch_size=batch_size,
-        show_progress_bar=bool(show_progress),
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-    )  # (n, dim)
+    with use_threads(len(texts)):  # the cores no other program is keeping busy (llmlab.threads)
+        vectors = model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=bool(show_progress),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )  # (n, dim)
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(texts):
         raise ValueError(

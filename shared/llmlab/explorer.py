@@ -182,6 +182,17 @@ class Explorer:
         self._cache = (ids, cache_tensors(cache))  # each (1, kv_heads, len(ids), head_dim)
         return out.logits[0, -1].float()  # (V,)
 
+    def read_ahead(self, token_ids: Sequence[int]) -> None:
+        """Read ids + ``token_ids`` in ONE forward pass, keeping the next-token logits after every
+        prefix: forcing those tokens one by one (scoring a given text) then runs no more passes."""
+        import torch
+
+        ids = self.ids + list(token_ids)
+        check_fits(self.lm, len(ids), 1)
+        out, _ = cached_forward(self.lm.model, torch.tensor([ids]))  # logits (1, T, V)
+        for t in range(len(self.ids) - 1, len(ids)):  # logits at t predict token t + 1
+            self._logits[tuple(ids[: t + 1])] = out.logits[0, t].float()
+
     def distributions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(model probs, after temperature, after filters) -- each ``(vocab_size,)``."""
         return distributions(self.logits(), self.settings)
@@ -303,6 +314,8 @@ def explore(
         raise ValueError(f"forced step numbers must be in [0, {steps}), got {sorted(forced)}.")
     ex = Explorer(lm, prompt, Settings(temperature, top_k, top_p, min_p), seed, chat, n_candidates)
     check_fits(lm, len(ex.prompt_ids), steps)
+    if len(forced) == steps:  # every token given (scoring a text): one forward pass for all
+        ex.read_ahead([token_to_id(lm, forced[i]) for i in range(steps)])
     for i in range(steps):
         ex.step(forced.get(i))
         if ex.done:

@@ -24,9 +24,11 @@ from llmlab.search import Hit, SemanticIndex, read_manifest
 
 
 def check_folder(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> list[Path]:
-    """The note files under ``folder``; a clear ValueError if it is missing, a file, or has none.
+    """The note files under ``folder``; a clear ValueError if it is missing, a file, has none, or
+    only blank ones.
 
-    Cheap (no file is read), so a command can check its input before loading a model.
+    Cheap (files are read only until one holds text: usually the first), so a command can check
+    its input before loading a model.
     """
     files = iter_files(folder, extensions)  # raises if folder is missing or not a folder
     if not files:
@@ -34,7 +36,14 @@ def check_folder(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -
             f"Nothing to index: {str(folder)!r} has no {'/'.join(extensions)} files (hidden "
             "folders such as .git are skipped). Point it at a folder of notes."
         )
+    if not any(p.read_text(encoding="utf-8", errors="replace").strip() for p in files):
+        raise ValueError(_all_blank(folder, len(files), extensions))
     return files
+
+
+def _all_blank(folder: str | Path, n: int, extensions: tuple[str, ...]) -> str:
+    return (f"Nothing to index: the {n} {'/'.join(extensions)} file(s) in {str(folder)!r} are "
+            "empty. Point it at a folder of notes.")
 
 
 def folder_cache_path(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> Path:
@@ -96,12 +105,8 @@ def index_folder(
         if index is not None:
             return index, False
     passages = ingest_folder(folder, extensions=extensions)
-    if not passages:
-        n = len(iter_files(folder, extensions))
-        raise ValueError(
-            f"Nothing to index: the {n} {'/'.join(extensions)} file(s) in {str(folder)!r} are "
-            "empty. Point it at a folder of notes."
-        )
+    if not passages:  # check_folder found text, but a file changed since: say it the same way
+        raise ValueError(_all_blank(folder, len(iter_files(folder, extensions)), extensions))
     index = SemanticIndex(embedder)
     index.add(
         [p.text for p in passages],

@@ -8,9 +8,8 @@ Covers:
   seeded random stream, stop at end-of-sequence (or a stop string), and a ``Step`` per token.
   ``constraint=`` (``llmlab.constrained``) forbids, at each step, the tokens that would break a
   regex/schema/grammar.
-- ``generate_batch``: many prompts at once, left-padded into one batch with one KV cache; each
-  row stops on its own. Greedy outputs are token-identical to ``generate`` one prompt at a time.
-  ``sample_many``: n samples of one prompt, as a batch.
+- ``record_step`` / ``stop_text``: the record of one chosen token; a text cut at a stop string
+  (shared with ``llmlab.batching``, where many prompts are generated at once).
 - ``token_surprisals`` / ``perplexity``: how surprised the model is by a text.
 - ``check_fits`` / ``ContextWindowError`` (from ``llmlab.context_window``, importable from here
   too): every function refuses a request longer than the context window and says what to cut.
@@ -28,13 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmlab.chat_template import Prompt, encode_prompt, stop_token_ids
-from llmlab.context_window import ContextWindowError, check_fits
-from llmlab.kvcache import cached_forward, select_rows
+from llmlab.context_window import ContextWindowError, check_fits  # noqa: F401  (public here too)
+from llmlab.kvcache import cached_forward
 from llmlab.sampling import (
     apply_penalties,
     apply_temperature,
     check_settings,
-    entropies,
     entropy,
     random_stream,
     sampling_distribution,
@@ -121,7 +119,7 @@ def top_candidates(lm: LM, probs: torch.Tensor, k: int, keep: Any = None) -> lis
     ]
 
 
-def _step(lm: LM, probs: torch.Tensor, token: int, dist: Any, n_candidates: int,
+def record_step(lm: LM, probs: torch.Tensor, token: int, dist: Any, n_candidates: int,
           bits: float | None = None) -> Step:  # fmt: skip
     """The record of one chosen token. ``probs`` ``(V,)``: the model's; ``dist``: drawn from;
     ``bits``: the entropy of ``probs`` if already computed (a batch computes all rows at once)."""
@@ -132,7 +130,7 @@ def _step(lm: LM, probs: torch.Tensor, token: int, dist: Any, n_candidates: int,
                 entropy(probs) if bits is None else bits, sampled)  # fmt: skip
 
 
-def _hit_stop(lm: LM, ids: list[int], stop: str | Sequence[str]) -> str | None:
+def stop_text(lm: LM, ids: list[int], stop: str | Sequence[str]) -> str | None:
     """The text of ``ids`` cut before the first stop string, or None if no stop string appears."""
     text = lm.tokenizer.decode(ids, skip_special_tokens=True)
     cuts = [text.index(s) for s in ([stop] if isinstance(stop, str) else stop) if s and s in text]
@@ -204,7 +202,7 @@ def generate(
             with torch.inference_mode(), use_threads(len(ids)):
                 out = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
         for i, token in enumerate(forced):  # (V,) the model's belief in each forced token
-            steps.append(_step(lm, torch.softmax(out.logits[0, i].float(), -1), token, None,
+            steps.append(record_step(lm, torch.softmax(out.logits[0, i].float(), -1), token, None,
                                n_candidates))  # fmt: skip
         if forced and (constraint.done or len(new_ids) >= max_new_tokens):
             stop_reason = "constraint" if constraint.done else "length"
@@ -225,7 +223,7 @@ def generate(
             dist = sampling_distribution(scores, temperature, top_k, top_p, min_p)  # (V,)
             next_id = int(torch.multinomial(dist, 1, generator=rng))
 
-        steps.append(_step(lm, probs, next_id, dist, n_candidates))
+        steps.append(record_step(lm, probs, next_id, dist, n_candidates))
         ids.append(next_id)
         new_ids.append(next_id)
         if constraint is not None:
@@ -233,7 +231,7 @@ def generate(
         if next_id in stop_ids:
             stop_reason = "eos"
             break
-        if stop and (text := _hit_stop(lm, new_ids, stop)) is not None:
+        if stop and (text := stop_text(lm, new_ids, stop)) is not None:
             stop_reason = "stop"
             break
         if constraint is not None and constraint.done:
@@ -254,114 +252,6 @@ def generate(
     if text is None:
         text = lm.tokenizer.decode(new_ids, skip_special_tokens=True)
     return Generation(new_ids, text, steps, prompt_ids=list(prompt_ids), stop_reason=stop_reason)
-
-
-def generate_batch(
-    lm: LM,
-    prompts: Sequence[Prompt],
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    seed: int | None = None,
-    chat: bool = False,
-    stop: str | Sequence[str] = (),
-) -> list[Generation]:
-    """``generate`` for many prompts at once: one batch, one KV cache, one forward pass per step.
-
-    Prompts of different lengths are *left*-padded so every row's last token lines up; the
-    attention mask hides the padding and the position ids count only real tokens, so each row
-    sees exactly what it would see alone. A row that hits end-of-sequence (or a ``stop`` string)
-    is done and leaves the batch; the batch stops when all are. A step costs about as much for
-    16 rows as for one on a CPU (decoding is memory-bound), so the batch is many times faster
-    than a loop. Steps are recorded without candidates; penalties are not supported. The same
-    prompts and ``seed`` give the same list.
-    """
-    import torch
-
-    check_settings(temperature, top_k, top_p, min_p, max_new_tokens)
-    if isinstance(prompts, str | dict) or not isinstance(prompts, Sequence):
-        raise ValueError("prompts must be a list of prompts; for a single prompt use generate().")
-    if not prompts:
-        raise ValueError("prompts is empty: give at least one prompt.")
-    rows = [encode_prompt(lm, p, chat=chat) for p in prompts]
-    for i, ids in enumerate(rows):
-        try:
-            check_fits(lm, len(ids), max_new_tokens)
-        except ContextWindowError as exc:
-            raise ContextWindowError(f"Prompt {i}: {exc}") from None
-    stop_ids, rng = stop_token_ids(lm), random_stream(seed)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    n, width = len(rows), max(map(len, rows))
-
-    feed = torch.tensor([[pad] * (width - len(r)) + r for r in rows])  # (B, T) left-padded
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])  # (B, T)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): 0, 1, 2, ... from each real start
-    new: list[list[int]] = [[] for _ in range(n)]
-    steps: list[list[Step]] = [[] for _ in range(n)]
-    reason, texts = ["length"] * n, [None] * n
-    active, cache = list(range(n)), None  # rows still writing, in batch order
-    for _ in range(max_new_tokens):
-        out, cache = cached_forward(
-            lm.model, feed, cache, attention_mask=mask, position_ids=positions, logits_to_keep=1
-        )
-        logits = out.logits[:, -1].float()  # (b, V): one row per active prompt
-        probs = torch.softmax(logits, dim=-1)  # (b, V)
-        if temperature == 0:
-            nxt, dist = logits.argmax(-1), None  # (b,)
-        else:
-            dist = sampling_distribution(logits, temperature, top_k, top_p, min_p)  # (b, V)
-            nxt = torch.multinomial(dist, 1, generator=rng)[:, 0]  # (b,)
-        bits = entropies(probs).tolist()  # (b,) one pass for every row
-        for j, (row, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
-            if reason[row] != "length":  # done earlier; rides along until the next compaction
-                continue
-            new[row].append(token)
-            steps[row].append(_step(lm, probs[j], token, None if dist is None else dist[j], 0,
-                                    bits[j]))  # fmt: skip
-            texts[row] = _hit_stop(lm, new[row], stop) if stop else None
-            if token in stop_ids:
-                reason[row] = "eos"
-            elif texts[row] is not None:
-                reason[row] = "stop"
-        going = [j for j, row in enumerate(active) if reason[row] == "length"]
-        if not going:
-            break
-        if len(going) <= 0.75 * len(active):  # drop finished rows once a quarter are done:
-            # the batch then computes live rows only (copying the cache costs a step or so)
-            cache = select_rows(lm.model, cache, going)
-            nxt, mask, positions = nxt[going], mask[going], positions[going]
-            active = [active[j] for j in going]
-        feed = nxt[:, None]  # (b, 1): each row's new token
-        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype)], dim=-1)  # (b, T+1)
-        positions = positions[:, -1:] + 1  # (b, 1): the next position of each row
-
-    return [
-        Generation(ids, texts[i] if texts[i] is not None
-                   else lm.tokenizer.decode(ids, skip_special_tokens=True),
-                   steps[i], prompt_ids=rows[i], stop_reason=reason[i])  # fmt: skip
-        for i, ids in enumerate(new)
-    ]
-
-
-def sample_many(
-    lm: LM,
-    prompt: Prompt,
-    n: int = 10,
-    max_new_tokens: int = 32,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    seed: int | None = None,
-    chat: bool = False,
-) -> list[Generation]:
-    """``n`` continuations of one prompt, drawn side by side as one batch. Same ``seed``, same list."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}.")
-    ids = encode_prompt(lm, prompt, chat=chat)  # encode once; every row is the same prompt
-    return generate_batch(lm, [ids] * n, max_new_tokens, temperature, top_k, top_p, min_p, seed)
 
 
 def token_surprisals(lm: LM, text: str | Sequence[int]) -> list[tuple[str, float]]:

@@ -11,31 +11,24 @@ keeping the memory up to date, spread over the turns).
   (``llmlab.chat``) the model rewrites the summary every ``every`` turns (``update_summaries``
   batches many memories into one ``complete_batch``); without one, an *extractive* summary: the
   user's sentences with the rarest words (TF-IDF salience), copied verbatim.
-- ``VectorMemory``: long-term memory: every turn embedded (``llmlab.embedding_cache.embed_cached``,
-  MiniLM), the top-k turns by cosine similarity to the query.
-- ``SQLiteMemory``: ``VectorMemory`` persisted in a stdlib ``sqlite3`` file (``SCHEMA``; vectors
-  as float32 blobs) that a new process reloads and any SQLite viewer opens.
+- ``VectorMemory`` (long-term: the turns most similar to the query, MiniLM), ``SQLiteMemory``
+  (the same, in a file a new process reloads) and ``preload_vectors`` live in
+  ``llmlab.vector_memory`` and are importable from here too.
 - The test bench (a long conversation with planted facts, recall per budget) is
   ``llmlab.memory_eval``.
 
 Leaves out: entity/knowledge-graph memory, forgetting and deduplication policies, memories the
-agent writes itself through a tool, and approximate vector indexes (exact cosine is fast here).
+agent writes itself through a tool.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-
-from llmlab.search import ModelMismatchError
 
 # ChatML puts <|im_start|> role \n ... <|im_end|> \n around every message: 5 tokens for "user"
 # and "system", 6 for "assistant" with SmolLM2's tokenizer. Counting 6 keeps us within budget.
@@ -58,7 +51,8 @@ def token_counter(tokenizer: Any = None) -> Callable[[str], int]:
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _positive_int(value: Any, name: str, example: str) -> int:
+def positive_int(value: Any, name: str, example: str) -> int:
+    """``value`` if it is a positive int, else a ValueError naming ``name`` with an ``example``."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer (e.g. {example}), got {value!r}.")
     return value
@@ -101,7 +95,7 @@ class Memory:
         """Messages to prepend before answering ``query``, at most ``budget_tokens`` long."""
         if not isinstance(query, str):
             raise ValueError(f"query must be text (the user's next message), got {query!r}.")
-        _positive_int(budget_tokens, "budget_tokens", "256")
+        positive_int(budget_tokens, "budget_tokens", "256")
         messages = self._context(query, budget_tokens)
         self.cost.context_calls += 1
         self.cost.context_tokens += self.tokens(messages)
@@ -139,7 +133,7 @@ class WindowMemory(Memory):
 
     def __init__(self, max_turns: int | None = None, count: Callable[[str], int] | None = None):
         super().__init__(count)
-        self.max_turns = None if max_turns is None else _positive_int(max_turns, "max_turns", "20")
+        self.max_turns = None if max_turns is None else positive_int(max_turns, "max_turns", "20")
 
     def _context(self, query: str, budget: int) -> list[Message]:
         turns = self.turns if self.max_turns is None else self.turns[-self.max_turns :]
@@ -186,8 +180,8 @@ class SummaryMemory(Memory):
                  count: Callable[[str], int] | None = None) -> None:  # fmt: skip
         super().__init__(count)
         self.chat = chat
-        self.every = _positive_int(every, "every", "16")
-        self.summary_tokens = _positive_int(summary_tokens, "summary_tokens", "64")
+        self.every = positive_int(every, "every", "16")
+        self.summary_tokens = positive_int(summary_tokens, "summary_tokens", "64")
         self.summary, self.summarized = "", 0  # the summary covers self.turns[:self.summarized]
 
     @property
@@ -244,128 +238,14 @@ def update_summaries(memories: Sequence[SummaryMemory], max_tokens: int | None =
     return len(due)
 
 
-class VectorMemory(Memory):
-    """Long-term memory: the ``k`` past turns most similar to the query (cosine, MiniLM).
-    ``cache=True`` keeps the turns' vectors in ``embed_cached``'s on-disk cache (one file per batch)."""
-
-    def __init__(self, k: int = 8, embedder: Any = None, count: Callable[[str], int] | None = None,
-                 cache: bool = True) -> None:  # fmt: skip
-        from llmlab.embeddings import default_embedder
-        from llmlab.models import embedder_name
-
-        super().__init__(count)
-        self.k = _positive_int(k, "k", "8")
-        self.embedder = default_embedder() if embedder is None else embedder
-        self.model_name = embedder_name(self.embedder)
-        self.vectors = np.zeros((0, 0), dtype=np.float32)  # (turns embedded, dim)
-        self._query: tuple[str, np.ndarray] | None = None  # the last query and its vector
-        self.cache = cache
-
-    def _embed_new(self) -> np.ndarray:
-        """Embed the turns not embedded yet, in one batch; returns their ``(n, dim)`` vectors."""
-        from llmlab.embedding_cache import embed_cached
-        from llmlab.embeddings import embed
-
-        new = [t["content"] for t in self.turns[len(self.vectors) :]]
-        if not new:
-            return np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
-        fresh = (embed_cached if self.cache else embed)(new, model=self.embedder)  # (n_new, dim)
-        self.vectors = fresh if not len(self.vectors) else np.vstack([self.vectors, fresh])
-        return fresh
-
-    def search(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
-        """(turn index, cosine) of the ``k`` turns most similar to ``query``, best first."""
-        from llmlab.embeddings import embed
-
-        k = self.k if k is None else _positive_int(k, "k", "8")
-        if not query.strip():
-            raise ValueError("query is empty: pass the user's next message to search memory with.")
-        self._embed_new()
-        if not len(self.vectors):
-            return []
-        if self._query is None or self._query[0] != query:
-            self._query = (query, embed([query], model=self.embedder)[0])  # (dim,)
-        scores = self.vectors @ self._query[1]  # (turns,)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(int(i), float(scores[i])) for i in order]
-
-    def _context(self, query: str, budget: int) -> list[Message]:
-        header = "Earlier in this conversation:"
-        lines, used = {}, self.count(header) + MESSAGE_OVERHEAD
-        for i, _ in self.search(query):
-            line = f"{self.turns[i]['role']}: {self.turns[i]['content']}"
-            if used + self.count(line) + 1 <= budget:
-                lines[i], used = line, used + self.count(line) + 1
-        if not lines:
-            return []
-        return [{"role": "system", "content": "\n".join([header] + [lines[i] for i in sorted(lines)])}]
+LONG_TERM = ("VectorMemory", "SQLiteMemory", "SCHEMA", "preload_vectors")
 
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session TEXT NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (datetime('now')),
-    embedding BLOB  -- float32 little-endian, one value per dimension; NULL until embedded
-);"""
+def __getattr__(name: str) -> Any:
+    """``from llmlab.memory import VectorMemory`` works: the long-term memories are loaded from
+    ``llmlab.vector_memory`` on first use (that module imports this one, so not at the top)."""
+    if name in LONG_TERM:
+        import llmlab.vector_memory
 
-
-class SQLiteMemory(VectorMemory):
-    """A ``VectorMemory`` kept in a SQLite file: every session's turns, reloaded on open.
-    The vectors live in the file, so the on-disk embedding cache is not used."""
-
-    def __init__(self, path: str | Path, session: str = "default", k: int = 8,
-                 embedder: Any = None, count: Callable[[str], int] | None = None) -> None:  # fmt: skip
-        super().__init__(k, embedder, count, cache=False)
-        if not isinstance(session, str) or not session.strip():
-            raise ValueError(f"session must be a non-empty name, got {session!r}.")
-        self.path, self.session = Path(path), session
-        self.db = sqlite3.connect(self.path)
-        self.db.executescript(SCHEMA)
-        stored = dict(self.db.execute("SELECT key, value FROM meta"))
-        if stored.get("embedding_model", self.model_name) != self.model_name:
-            self.db.close()
-            raise ModelMismatchError(
-                f"{self.path} was written with embeddings from {stored['embedding_model']!r}, but "
-                f"this memory embeds with {self.model_name!r}: their vectors are not comparable. "
-                f"Open it with embedder=llmlab.load_embedder({stored['embedding_model']!r}), or "
-                "use a new file.")  # fmt: skip
-        with self.db:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('embedding_model', ?)", (self.model_name,))
-        rows = self.db.execute("SELECT id, role, content, embedding FROM turns ORDER BY id").fetchall()
-        self.ids = [r[0] for r in rows]
-        self.turns = [{"role": r[1], "content": r[2]} for r in rows]
-        blobs = [r[3] for r in rows]
-        done = len(blobs) if None not in blobs else blobs.index(None)  # embedded prefix
-        if done:
-            self.vectors = np.stack([np.frombuffer(b, dtype="<f4") for b in blobs[:done]])
-        self._embed_new()
-
-    def add(self, role: str, content: str) -> None:
-        """Remember one turn and write it to the file at once (embedded at the next search)."""
-        super().add(role, content)
-        with self.db:
-            cur = self.db.execute("INSERT INTO turns (session, role, content) VALUES (?, ?, ?)",
-                                  (self.session, role, content))  # fmt: skip
-        self.ids.append(cur.lastrowid)
-
-    def _embed_new(self) -> np.ndarray:
-        start = len(self.vectors)
-        fresh = super()._embed_new()  # (n_new, dim)
-        with self.db:
-            self.db.executemany("UPDATE turns SET embedding = ? WHERE id = ?",
-                                [(v.astype("<f4").tobytes(), i)
-                                 for v, i in zip(fresh, self.ids[start:], strict=True)])  # fmt: skip
-        return fresh
-
-    def close(self) -> None:
-        """Close the file (every turn is already saved)."""
-        self.db.close()
-
-    def __enter__(self) -> SQLiteMemory:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        return getattr(llmlab.vector_memory, name)
+    raise AttributeError(f"module 'llmlab.memory' has no attribute {name!r}")

@@ -8,9 +8,10 @@ Covers:
   appears nowhere else, and the assistant never repeats it.
 - ``recalled(messages, fact)``: the answer text is inside the context (retrieval recall: no LM).
 - ``replay(conversations, memories, budgets)``: feed each conversation to its own memory, in
-  lockstep (so ``llmlab.memory.update_summaries`` batches the summaries of all conversations),
-  and at each question record the context every budget gives. One row per (conversation, fact,
-  budget).
+  lockstep (so ``llmlab.memory.update_summaries`` batches the summaries of all conversations,
+  and ``llmlab.vector_memory.preload_vectors`` embeds every turn of every conversation in one
+  batch first), and at each question record the context every budget gives. One row per
+  (conversation, fact, budget).
 
 Leaves out: real conversations (the filler is templated, so it is easier than real chat in one
 way, fewer distinct words, and harder in another, the distractors) and judging answers (Phase 4's
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmlab.memory import Memory, Message, SummaryMemory, update_summaries
+from llmlab.vector_memory import preload_vectors
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,15 @@ def recalled(messages: Sequence[Message], fact: PlantedFact) -> bool:
 def replay(conversations: Sequence[Conversation], memories: Sequence[Memory],
            budgets: Sequence[int]) -> list[dict]:  # fmt: skip
     """Feed each conversation to its memory (in lockstep; due summaries batched); at each question,
-    ask for the context at every budget. One row per (conversation, fact, budget)."""
+    ask for the context at every budget. One row per (conversation, fact, budget).
+    Vector memories get every turn's vector up front, in one batch (they still search only the
+    turns added so far)."""
     if len(conversations) != len(memories):
         raise ValueError("Give one memory per conversation (a fresh one each).")
+    last = max(max(f.ask_turn for f in c.facts) for c in conversations)  # the last question
+    preload_vectors(memories, [t["content"] for c in conversations for t in c.turns[: last + 1]])
     rows = []
-    for t in range(max(max(f.ask_turn for f in c.facts) for c in conversations) + 1):
+    for t in range(last + 1):
         for ci, (conv, mem) in enumerate(zip(conversations, memories, strict=True)):
             for fact in (f for f in conv.facts if f.ask_turn == t):
                 for b in budgets:

@@ -7,7 +7,8 @@ Covers:
 - ``score_labels``: the model's log-probability of every label's tokens after each prompt. The
   token prefix all prompts share (instruction + examples) is read ONCE and its KV cache reused
   for every item -- the "cached input" providers bill at a discount -- and the items are run as
-  batches. A label of several tokens scores the sum of its tokens' log-probabilities.
+  batches of similar length (little padding), projected onto the vocabulary only at the positions
+  that predict a label. A label of several tokens scores the sum of its tokens' log-probabilities.
 - ``accuracy_ci`` / ``summary``: accuracy with a bootstrap 95% interval (``llmlab.evaluation``).
 - ``classify`` (answer = the most likely label: always one of the labels) and
   ``classify_by_generation`` (let the model write, then ``parse_label`` its text: what an app
@@ -28,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmlab.batching import generate_batch
 from llmlab.chat_template import chat_text
 from llmlab.evaluation import bootstrap_ci
-from llmlab.generation import check_fits, generate_batch
+from llmlab.generation import check_fits
 from llmlab.kvcache import cache_tensors, cached_forward, make_cache
 
 if TYPE_CHECKING:
@@ -142,30 +144,33 @@ def score_labels(lm: LM, prompts: Sequence[Sequence[int]], labels: Sequence[Sequ
                                   logits_to_keep=1)  # fmt: skip
         prefix_kvs = cache_tensors(cache)  # per layer (1, kv_heads, shared, head_dim)
 
-    rows = sorted({tuple(p[shared:]) + tuple(lab[:-1]) for p in prompts for lab in labels})
+    rows = sorted({tuple(p[shared:]) + tuple(lab[:-1]) for p in prompts for lab in labels},
+                  key=lambda r: (len(r), r))  # similar lengths share a batch: little padding
     index = {r: i for i, r in enumerate(rows)}
+    tail = max(map(len, labels))  # every row's label predictions sit in its last `tail` positions
     logp_rows: list[torch.Tensor] = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         b, width = len(chunk), max(map(len, chunk))
-        feed = torch.tensor([list(r) + [0] * (width - len(r)) for r in chunk])  # (b, W) right-padded
-        own = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in chunk])  # (b, W)
+        feed = torch.tensor([[0] * (width - len(r)) + list(r) for r in chunk])  # (b, W) left-padded
+        own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in chunk])  # (b, W)
         mask = torch.cat([torch.ones(b, shared, dtype=own.dtype), own], dim=-1)  # (b, shared + W)
         cache = None
         if prefix_kvs is not None:  # the same prefix for every row: expand, don't copy
             cache = make_cache(lm.model, [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1))
                                           for k, v in prefix_kvs])  # fmt: skip
-        positions = (shared + torch.arange(width)).expand(b, -1)  # (b, W)
-        out, _ = cached_forward(lm.model, feed, cache, attention_mask=mask, position_ids=positions)
-        logp_rows += list(torch.log_softmax(out.logits.float(), dim=-1))  # b x (W, V)
+        positions = shared + (own.cumsum(-1) - 1).clamp(min=0)  # (b, W) own tokens from `shared`
+        out, _ = cached_forward(lm.model, feed, cache, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=tail)  # the vocabulary projection for `tail` only
+        logp_rows += list(torch.log_softmax(out.logits.float(), dim=-1))  # b x (tail, V)
         read += int(own.sum())
 
     scores = np.zeros((len(prompts), len(labels)))  # (N, L)
     for i, p in enumerate(prompts):
         own = tuple(p[shared:])
         for j, lab in enumerate(labels):
-            lp = logp_rows[index[own + tuple(lab[:-1])]]  # (W, V)
-            first = len(own) - 1  # the position that predicts the label's first token
+            lp = logp_rows[index[own + tuple(lab[:-1])]]  # (tail, V): the row's last positions
+            first = tail - len(lab)  # the position that predicts the label's first token
             scores[i, j] = sum(float(lp[first + t, tok]) for t, tok in enumerate(lab))
     naive = sum(len(p) + len(lab) - 1 for p in prompts for lab in labels)
     return LabelScores(scores, shared, read, naive)

@@ -10,7 +10,7 @@ Covers:
   ("Answer:"), a stop rule ends it at the first newline, ``extract_answer`` pulls the short answer
   out of chatty output ("The article described as ... is X." -> "X").
 - ``answer(lm, questions, passages)``: build every prompt, generate in batches with
-  ``llmlab.generation.generate_batch`` (sorted by length: less padding), extract answers and
+  ``llmlab.batching.generate_batch`` (sorted by length: less padding), extract answers and
   citations. ``extract_citations("Paris [2][3]") -> [2, 3]``.
 
 Leaves out: retrieval itself (``llmlab.retrieval``), scoring (``llmlab.evaluation``), checking
@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llmlab.batching import generate_batch
 from llmlab.chat_template import chat_text
-from llmlab.generation import ContextWindowError, generate_batch
+from llmlab.generation import ContextWindowError
 
 if TYPE_CHECKING:
     from llmlab.models import LM

@@ -14,8 +14,9 @@ Covers:
   ``score`` (correct, wrong, gold documents seen, ALCE citation recall/precision, cost) and
   ``summary`` (a tool result on one line, for traces).
 
-Leaves out: the agent itself -- budgets, model calls, searching and reading the corpus, the
-citation check and the revision (``llmlab.research``); the citation check's own logic
+Leaves out: the agent itself -- model calls, searching and reading the corpus
+(``llmlab.research``), budgets, the citation check and the revision (``llmlab.research_run``);
+the citation check's own logic
 (``llmlab.citations``).
 """
 
@@ -32,7 +33,7 @@ from llmlab.rag import INSTRUCTION, format_passages
 
 if TYPE_CHECKING:
     from llmlab.injection import Defences
-    from llmlab.research import ResearchResult
+    from llmlab.research_run import ResearchResult
 
 NOTES_PER_DOC = 2  # sentences kept from each document read
 STOP_WHY = {"max_steps": "the step budget", "max_tokens": "the token budget",

@@ -3,8 +3,8 @@
 Covers:
 - ``SemanticIndex``: embed texts once, keep the unit vectors in one ``(n, dim)`` numpy array, and
   answer a query with one matrix-vector product (cosine similarity against every text) plus a
-  top-k selection (``np.argpartition``). Exact, no approximation (``benchmarks/bench_search.py``
-  times it at 10k and 100k vectors).
+  top-k selection (``np.argpartition``); ``search_many`` embeds many queries in one batch.
+  Exact, no approximation (``benchmarks/bench_search.py`` times it at 10k and 100k vectors).
 - Saving and loading an index: vectors (``vectors.npy``) + texts/ids/metadata (``records.json``)
   + a manifest (embedding model, dimension, count, checksum), written to a temporary folder and
   renamed into place, so a crash never leaves half an index. An index only makes sense with
@@ -191,12 +191,18 @@ class SemanticIndex(Records):
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` stored texts most similar in meaning to ``query``, best first."""
-        check_query(query, k)
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
+        """``search`` for each query; the queries are embedded together, in one batch."""
+        if isinstance(queries, str) or not queries:
+            raise ValueError("search_many takes a non-empty list of queries (search() takes one).")
+        for query in queries:
+            check_query(query, k)
         self._check_model()
         if len(self) == 0:
             raise ValueError("The index is empty: add() some texts before searching.")
-        q = embed([query], model=self.embedder)[0]  # (dim,)
-        return self.search_vector(q, k)
+        return [self.search_vector(q, k) for q in embed(list(queries), model=self.embedder)]
 
     def search_vector(self, q: np.ndarray, k: int = 5) -> list[Hit]:
         """Like ``search``, for a query that is already an embedding of shape ``(dim,)``."""
