@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 import regex
 
-from llmlab.constrained import (
-    ConstraintError,
-    GrammarConstraint,
-    RegexConstraint,
+from llmlab.constrained import ConstraintError, GrammarConstraint, RegexConstraint
+from llmlab.generation import generate
+from llmlab.tool_format import format_tool_calls
+from llmlab.tool_grammar import (
     json_schema_regex,
     tool_call_grammar,
     tool_call_regex,
     tool_call_schema,
 )
-from llmlab.generation import generate
-from llmlab.tool_format import format_tool_calls
 from llmlab.tools import ToolCall, tool
 
 

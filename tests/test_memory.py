@@ -12,17 +12,15 @@ import pytest
 
 from llmlab.memory import (
     MESSAGE_OVERHEAD,
-    SQLiteMemory,
     SummaryMemory,
-    VectorMemory,
     WindowMemory,
     extractive_summary,
-    preload_vectors,
     token_counter,
     update_summaries,
 )
 from llmlab.memory_eval import recall_by_budget, recalled, replay, synthetic_conversation, wilson_ci
 from llmlab.search import ModelMismatchError
+from llmlab.vector_memory import SQLiteMemory, VectorMemory, preload_vectors
 
 CHAT = [
     ("user", "Hi! I just moved to a new flat."),
@@ -255,7 +253,7 @@ def test_sqlite_memory_reloads_in_a_new_process(tmp_path):
         fill(mem)
         mem.context("flat", 80)  # embeds every turn into the file
     code = "\n".join([
-        "import numpy as np", "from llmlab.memory import SQLiteMemory", inspect.getsource(FakeEmbedder),
+        "import numpy as np", "from llmlab.vector_memory import SQLiteMemory", inspect.getsource(FakeEmbedder),
         f"m = SQLiteMemory(r'{path}', embedder=FakeEmbedder(), count=lambda t: len(t.split()))",
         "assert len(m.vectors) == len(m.turns) and not m.embedder.calls  # read, not embedded",
         "print(m.context('What is my locker code at the gym?', 80)[0]['content'])",

@@ -13,7 +13,7 @@ keeping the memory up to date, spread over the turns).
   user's sentences with the rarest words (TF-IDF salience), copied verbatim.
 - ``VectorMemory`` (long-term: the turns most similar to the query, MiniLM), ``SQLiteMemory``
   (the same, in a file a new process reloads) and ``preload_vectors`` live in
-  ``llmlab.vector_memory`` and are importable from here too.
+  ``llmlab.vector_memory``.
 - The test bench (a long conversation with planted facts, recall per budget) is
   ``llmlab.memory_eval``.
 
@@ -236,16 +236,3 @@ def update_summaries(memories: Sequence[SummaryMemory], max_tokens: int | None =
         for m, r in zip(group, results, strict=True):
             m.apply(r.text, r.usage.total_tokens)
     return len(due)
-
-
-LONG_TERM = ("VectorMemory", "SQLiteMemory", "SCHEMA", "preload_vectors")
-
-
-def __getattr__(name: str) -> Any:
-    """``from llmlab.memory import VectorMemory`` works: the long-term memories are loaded from
-    ``llmlab.vector_memory`` on first use (that module imports this one, so not at the top)."""
-    if name in LONG_TERM:
-        import llmlab.vector_memory
-
-        return getattr(llmlab.vector_memory, name)
-    raise AttributeError(f"module 'llmlab.memory' has no attribute {name!r}")

@@ -31,15 +31,10 @@ from typing import Any
 
 from llmlab.chat import LocalChat, OpenAIChat, Usage, check_request
 from llmlab.chat_template import chat_text
-from llmlab.constrained import (
-    GrammarConstraint,
-    RegexConstraint,
-    chosen_tools,
-    tool_call_grammar,
-    tool_call_regex,
-)
+from llmlab.constrained import GrammarConstraint, RegexConstraint
 from llmlab.generation import generate
 from llmlab.tool_format import ToolCallParseError, parse_tool_calls, render_messages
+from llmlab.tool_grammar import chosen_tools, tool_call_grammar, tool_call_regex
 from llmlab.tools import Tool, ToolCall, check_tools
 
 MODES = (True, False, "regex", "llguidance")

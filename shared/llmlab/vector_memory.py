@@ -1,7 +1,6 @@
 """Long-term agent memory: turns embedded and found again by similarity, kept in a SQLite file.
 
-Same interface as ``llmlab.memory`` (``add``, ``context``, ``cost``); both classes are also
-importable from ``llmlab.memory``.
+Same interface as ``llmlab.memory`` (``add``, ``context``, ``cost``).
 
 - ``VectorMemory``: every turn embedded (``llmlab.embedding_cache.embed_cached``, MiniLM), the
   top-k turns by cosine similarity to the query.
