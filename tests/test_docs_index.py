@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from llmlab.docs_index import Chunker, index_path, open_index
+from llmlab.docs_index import index_path, open_index
+from llmlab.docs_types import Chunker
 
 
 class FakeEmbedder:

@@ -36,7 +36,8 @@ from typing import Any
 from llmlab.chat_template import chat_text
 from llmlab.chunking import sentence_spans
 from llmlab.context_window import truncate_chat
-from llmlab.docs_index import DocHit, DocsIndex
+from llmlab.docs_index import DocsIndex
+from llmlab.docs_types import DocHit
 from llmlab.evaluation import STOPWORDS, support_score
 from llmlab.rag import build_prompt, extract_citations, format_passages
 from llmlab.retrieval import rrf
