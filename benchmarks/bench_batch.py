@@ -15,18 +15,36 @@ import time
 
 import torch
 
-from llmlab.batching import generate_batch
-from llmlab.generation import generate
-from llmlab.models import load_lm
+from llmlab.decoding.batching import generate_batch
+from llmlab.decoding.generation import generate
+from llmlab.runtime.models import load_lm
 
-TOPICS = ["the sea", "bread", "Python", "bicycles", "the moon", "coffee", "trains", "music",
-          "rain", "chess", "maps", "bees", "glass", "paper", "salt", "clocks"]  # fmt: skip
+TOPICS = [
+    "the sea",
+    "bread",
+    "Python",
+    "bicycles",
+    "the moon",
+    "coffee",
+    "trains",
+    "music",
+    "rain",
+    "chess",
+    "maps",
+    "bees",
+    "glass",
+    "paper",
+    "salt",
+    "clocks",
+]
 
 
 def prompts(n: int) -> list[str]:
     """n prompts of different lengths (so the batch really is left-padded)."""
-    return [f"Write {i % 4 + 1} short facts about {TOPICS[i % len(TOPICS)]}:" + " Please." * (i % 5)
-            for i in range(n)]  # fmt: skip
+    return [
+        f"Write {i % 4 + 1} short facts about {TOPICS[i % len(TOPICS)]}:" + " Please." * (i % 5)
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -36,9 +54,11 @@ def main() -> None:
     args = parser.parse_args()
     lm = load_lm()
     ps = prompts(args.prompts)
-    print(f"{lm.name}; torch threads {torch.get_num_threads()} "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
-          f"{len(ps)} prompts, {args.tokens} new tokens each, greedy\n")
+    print(
+        f"{lm.name}; torch threads {torch.get_num_threads()} "
+        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
+        f"{len(ps)} prompts, {args.tokens} new tokens each, greedy\n"
+    )
     generate(lm, ps[0], max_new_tokens=2)  # warm up
     generate_batch(lm, ps[:2], max_new_tokens=2)
 

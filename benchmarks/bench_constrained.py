@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from llmlab.generation import generate
-from llmlab.models import load_lm
-from llmlab.tool_calling import make_constraint
-from llmlab.tool_format import render_messages
-from llmlab.tools import tool
+from llmlab.decoding.generation import generate
+from llmlab.runtime.models import load_lm
+from llmlab.tool_use.calling import make_constraint
+from llmlab.tool_use.text_format import render_messages
+from llmlab.tool_use.tools import tool
 
 
 def get_weather(city: str) -> str:
@@ -91,16 +91,20 @@ def main() -> None:
     args = parser.parse_args()
     lm = load_lm()
     load = os.getloadavg()[0]
-    print(f"{lm.name}; torch threads {torch.get_num_threads()} "
-          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); load {load:.1f}; "
-          f"greedy, batch 1, best of {args.repeats}")  # fmt: skip
+    print(
+        f"{lm.name}; torch threads {torch.get_num_threads()} "
+        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); load {load:.1f}; "
+        f"greedy, batch 1, best of {args.repeats}"
+    )
     t0 = time.perf_counter()
     make_constraint(lm, TOOLS, "auto", "llguidance")
     t1 = time.perf_counter()
     make_constraint(lm, TOOLS, "auto", "regex")
     t2 = time.perf_counter()
-    print(f"one-time setup: llguidance tokenizer + grammar {t1 - t0:.2f} s, "
-          f"token texts for the regex {t2 - t1:.2f} s")  # fmt: skip
+    print(
+        f"one-time setup: llguidance tokenizer + grammar {t1 - t0:.2f} s, "
+        f"token texts for the regex {t2 - t1:.2f} s"
+    )
     # "forcing": constrained=True, what complete_with_tools uses: forced text in one pass
     modes = {"free": False, "regex": "regex", "llguidance": "llguidance", "forcing": True}
     for choice, question in REQUESTS:
@@ -119,12 +123,16 @@ def main() -> None:
         for name, (seconds, masks, ids) in best.items():
             rates[name] = len(ids) / seconds
             per = f"{1000 * masks / len(ids):7.2f} ms/token in masks" if masks else ""
-            print(f"  {name:10} {len(ids):3} tokens {seconds:6.2f} s {rates[name]:6.1f} tokens/s  {per}")
+            print(
+                f"  {name:10} {len(ids):3} tokens {seconds:6.2f} s {rates[name]:6.1f} tokens/s  {per}"
+            )
         for name in ("regex", "llguidance", "forcing"):
             seconds, masks, _ = best[name]
-            print(f"  slowdown free / {name:10} {rates['free'] / rates[name]:5.2f}x measured, "
-                  f"{seconds / (seconds - masks):5.2f}x from its masks alone"
-                  + ("   (goal <= 1.5x)" if name == "llguidance" else ""))  # fmt: skip
+            print(
+                f"  slowdown free / {name:10} {rates['free'] / rates[name]:5.2f}x measured, "
+                f"{seconds / (seconds - masks):5.2f}x from its masks alone"
+                + ("   (goal <= 1.5x)" if name == "llguidance" else "")
+            )
 
 
 if __name__ == "__main__":

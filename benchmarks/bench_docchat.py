@@ -27,16 +27,22 @@ import tempfile
 import time
 from pathlib import Path
 
-QUESTIONS = ["How do I make a copy of a list?", "How do I read a file line by line?",
-             "What is a virtual environment?", "How do I sort a dictionary by value?",
-             "How do I format a number with two decimals?"]
+QUESTIONS = [
+    "How do I make a copy of a list?",
+    "How do I read a file line by line?",
+    "What is a virtual environment?",
+    "How do I sort a dictionary by value?",
+    "How do I format a number with two decimals?",
+]
 
 
 def make_folder(root: Path, n_files: int, size: int = 1500) -> int:
     """Write ``n_files`` Markdown files of ~``size`` characters of real docs text; returns bytes."""
-    from llmlab.datasets import load_python_docs
+    from llmlab.data.datasets import load_python_docs
 
-    paras = [p.strip() for d in load_python_docs() for p in d.text.split("\n\n") if len(p.split()) >= 5]
+    paras = [
+        p.strip() for d in load_python_docs() for p in d.text.split("\n\n") if len(p.split()) >= 5
+    ]
     written, i = 0, 0
     for k in range(n_files):
         body = []
@@ -57,21 +63,25 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-docchat-"))
     os.environ["LLMLAB_DOCS_CACHE"] = str(tmp / "cache")
-    from llmlab.docchat import DocChat
-    from llmlab.docs_index import DocsIndex
-    from llmlab.embeddings import default_embedder
-    from llmlab.models import load_lm
+    from llmlab.rag.answering.docchat import DocChat
+    from llmlab.runtime.models import load_lm
+    from llmlab.search.semantic_index.docs_index import DocsIndex
+    from llmlab.search.semantic_index.embeddings import default_embedder
 
     embedder, lm = default_embedder(), load_lm()
     folder = tmp / "docs"
     n_bytes = make_folder(folder, args.files)
-    print(f"folder: {args.files} files, {n_bytes / 1e6:.2f} MB of Python-docs text; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"folder: {args.files} files, {n_bytes / 1e6:.2f} MB of Python-docs text; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load {os.getloadavg()[0]:.1f}"
+    )
 
     index = DocsIndex(folder, embedder=embedder)
     report = index.update(progress=False)
-    print(f"first index: {report.n_files} files, {report.n_chunks} chunks in {report.seconds:.1f} s = "
-          f"{report.n_files / report.seconds:.1f} files/s, {report.n_chunks / report.seconds:.1f} chunks/s")
+    print(
+        f"first index: {report.n_files} files, {report.n_chunks} chunks in {report.seconds:.1f} s = "
+        f"{report.n_files / report.seconds:.1f} files/s, {report.n_chunks / report.seconds:.1f} chunks/s"
+    )
 
     times = []
     for edit in range(3):
@@ -82,8 +92,10 @@ def main() -> None:
         r = again.update(progress=False)
         times.append(time.perf_counter() - t0)
         assert r.changed == [path.relative_to(folder).as_posix()] and r.embedded < 10
-    print(f"re-index after one edit (load index + stat {args.files} files + re-embed 1 file): "
-          f"median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]} (goal <= 3 s)")
+    print(
+        f"re-index after one edit (load index + stat {args.files} files + re-embed 1 file): "
+        f"median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]} (goal <= 3 s)"
+    )
 
     bot = DocChat(again, lm=lm, k=5, max_new_tokens=60, min_cosine=-1.0)
     bot.ask(QUESTIONS[0], remember=False)  # warm-up: first call pays one-off costs
@@ -99,10 +111,12 @@ def main() -> None:
             per_token.append((a.timings["total_s"] - a.timings["first_token_s"]) / (n - 1))
     prompt_tokens = len(lm.tokenizer(a.prompt, add_special_tokens=False)["input_ids"])
     projected = statistics.median(ttft) + 59 * statistics.median(per_token)
-    print(f"answer with 5 chunks (~{prompt_tokens} prompt tokens): time to first token median "
-          f"{statistics.median(ttft):.2f} s (goal <= 3 s); total median {statistics.median(total):.2f} s "
-          f"for a median of {statistics.median(n_tok)} tokens; projected 60-token answer "
-          f"{projected:.2f} s (goal <= 10 s)")
+    print(
+        f"answer with 5 chunks (~{prompt_tokens} prompt tokens): time to first token median "
+        f"{statistics.median(ttft):.2f} s (goal <= 3 s); total median {statistics.median(total):.2f} s "
+        f"for a median of {statistics.median(n_tok)} tokens; projected 60-token answer "
+        f"{projected:.2f} s (goal <= 10 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from llmlab.chat_template import encode_prompt
-from llmlab.generation import generate
-from llmlab.models import load_lm
+from llmlab.decoding.chat_template import encode_prompt
+from llmlab.decoding.generation import generate
+from llmlab.runtime.models import load_lm
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 LONG_PROMPT = " ".join(

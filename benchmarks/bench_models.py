@@ -42,7 +42,10 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1}))
 def run(what: str, env: dict | None = None) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, what],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -50,7 +53,9 @@ def run(what: str, env: dict | None = None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--cold", action="store_true", help="also time a first load into an empty cache")
+    ap.add_argument(
+        "--cold", action="store_true", help="also time a first load into an empty cache"
+    )
     args = ap.parse_args()
     import torch
 
@@ -60,8 +65,10 @@ def main() -> None:
         rows = [run(what) for _ in range(args.repeat)]
         imp = statistics.median(r["import_s"] for r in rows)
         load = statistics.median(r["load_s"] for r in rows)
-        print(f"{what:<10} warm load {load:6.2f} s  (median of {args.repeat}; "
-              f"importing torch+transformers first: {imp:.2f} s)")
+        print(
+            f"{what:<10} warm load {load:6.2f} s  (median of {args.repeat}; "
+            f"importing torch+transformers first: {imp:.2f} s)"
+        )
     if args.cold:
         with tempfile.TemporaryDirectory() as tmp:
             r = run("lm", {"LLMLAB_CACHE": tmp})

@@ -6,7 +6,7 @@
 Goal: under 20 ms per query at 100k stored vectors on 2 CPU cores.
 
 - Throughput: the bundled all-MiniLM-L6-v2 embeds the first 1,000 STS-B test sentences
-  (real short sentences) with ``llmlab.embeddings.embed``, at batch sizes 32 and 64.
+  (real short sentences) with ``llmlab.search.semantic_index.embeddings.embed``, at batch sizes 32 and 64.
 - Latency: median, 95th percentile and best (fastest) wall time of 200 searches, plus the CPU
   time the process used (on a busy machine, wall time includes waiting for a core; the best
   time and the CPU time are closer to what a free machine gives).
@@ -27,9 +27,9 @@ import tracemalloc
 
 import numpy as np
 
-from llmlab.datasets import load_stsb
-from llmlab.embeddings import default_embedder, embed
-from llmlab.search import SemanticIndex
+from llmlab.data.datasets import load_stsb
+from llmlab.search.semantic_index.embeddings import default_embedder, embed
+from llmlab.search.semantic_index.semantic_index import SemanticIndex
 
 DIM = 384
 QUERIES = [
@@ -73,18 +73,22 @@ def latency(n: int, model, q_vecs: np.ndarray) -> None:
     e2e = timed_ms(lambda: index.search(QUERIES[0], k=5), 20)
     many = np.tile(q_vecs, (7, 1))[:32]  # (32, 384)
     batch = timed_ms(lambda: index.vectors @ many.T, 5)  # (n, 32) scores in one product
-    print(f"n={n:>7,}: search (top-5 of {n:,} x {DIM}) wall median {statistics.median(lat):.2f} ms, "
-          f"p95 {np.percentile(lat, 95):.2f} ms, best {min(lat):.2f} ms; "
-          f"CPU time median {statistics.median(cpu):.2f} ms; "
-          f"end to end incl. query embedding median {statistics.median(e2e):.1f} ms; "
-          f"scoring 32 queries in one product: {statistics.median(batch) / 32:.2f} ms per query")
+    print(
+        f"n={n:>7,}: search (top-5 of {n:,} x {DIM}) wall median {statistics.median(lat):.2f} ms, "
+        f"p95 {np.percentile(lat, 95):.2f} ms, best {min(lat):.2f} ms; "
+        f"CPU time median {statistics.median(cpu):.2f} ms; "
+        f"end to end incl. query embedding median {statistics.median(e2e):.1f} ms; "
+        f"scoring 32 queries in one product: {statistics.median(batch) / 32:.2f} ms per query"
+    )
 
 
 def main() -> None:
     import torch
 
-    print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count() {os.cpu_count()}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count() {os.cpu_count()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     model = default_embedder()
     embed(["warm up"] * 8, model=model)
 
@@ -93,8 +97,10 @@ def main() -> None:
         t = time.perf_counter()
         embed(texts, batch_size=batch_size, model=model, show_progress=False)
         dt = time.perf_counter() - t
-        print(f"embedding throughput, batch {batch_size}: {len(texts) / dt:.0f} texts/s "
-              f"({len(texts)} STS-B sentences in {dt:.1f} s)")
+        print(
+            f"embedding throughput, batch {batch_size}: {len(texts) / dt:.0f} texts/s "
+            f"({len(texts)} STS-B sentences in {dt:.1f} s)"
+        )
 
     q_vecs = embed(QUERIES, model=model)  # (5, 384) real query embeddings
     query_ms = statistics.median(timed_ms(lambda: embed(QUERIES[0], model=model), 20))
@@ -108,9 +114,11 @@ def main() -> None:
     index = random_index(n, model)
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"memory per vector: {index.vectors.nbytes / n:.0f} bytes of float32 vector "
-          f"({DIM} x 4 B); {current / n:.0f} bytes with ids, texts and metadata "
-          f"(texts like 'doc 1234'; real passages add their own length)")
+    print(
+        f"memory per vector: {index.vectors.nbytes / n:.0f} bytes of float32 vector "
+        f"({DIM} x 4 B); {current / n:.0f} bytes with ids, texts and metadata "
+        f"(texts like 'doc 1234'; real passages add their own length)"
+    )
     print(f"100,000 vectors: {100_000 * index.vectors.nbytes / n / 2**20:.0f} MiB of vectors")
 
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_threads.py [--tokens 32] [--repeats 2]
 
 torch runs every forward pass on one thread per core; when another program holds a core, the
-thread sharing it is slow and every step waits for it. llmlab's policy (``llmlab.threads``)
+thread sharing it is slow and every step waits for it. llmlab's policy (``llmlab.runtime.threads``)
 gives each forward pass only the cores nobody else is keeping busy (all of them when idle). This prints greedy decoding speed for one prompt (batch 1) and for eight
 prompts at once (batch 8), before (torch default) and after (llmlab policy), first idle, then
 while a spinning subprocess that this script starts and stops keeps one core busy.
@@ -22,10 +22,10 @@ from contextlib import contextmanager
 
 import torch
 
-from llmlab.batching import generate_batch
-from llmlab.generation import generate
-from llmlab.models import load_lm
-from llmlab.threads import LOAD_WINDOW, busy_cores, policy_enabled, thread_cap
+from llmlab.decoding.batching import generate_batch
+from llmlab.decoding.generation import generate
+from llmlab.runtime.models import load_lm
+from llmlab.runtime.threads import LOAD_WINDOW, busy_cores, policy_enabled, thread_cap
 
 PROMPTS = [
     "Once upon a time, in a small village by the sea, there lived",
@@ -73,14 +73,19 @@ def main() -> None:
 
     lm = load_lm()
     env = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "LLMLAB_THREADS")}
-    print(f"{lm.name}; {os.cpu_count()} CPUs; torch default threads {torch.get_num_threads()}; "
-          f"llmlab cap {thread_cap()}; {env}")
+    print(
+        f"{lm.name}; {os.cpu_count()} CPUs; torch default threads {torch.get_num_threads()}; "
+        f"llmlab cap {thread_cap()}; {env}"
+    )
     busy_cores()
     time.sleep(4 * LOAD_WINDOW)
     others = busy_cores()
     print(f"greedy, {n} new tokens per prompt, best of {args.repeats}; tokens/s")
-    print(f"other programs keep {others:.1f} cores busy now"
-          + ("  (NOT idle: the 'idle' rows below are not idle)" if others > 0.3 else "") + "\n")
+    print(
+        f"other programs keep {others:.1f} cores busy now"
+        + ("  (NOT idle: the 'idle' rows below are not idle)" if others > 0.3 else "")
+        + "\n"
+    )
 
     def batch1() -> int:
         return len(generate(lm, PROMPTS[0], max_new_tokens=n, n_candidates=1).token_ids)
@@ -105,8 +110,10 @@ def main() -> None:
     for policy in (False, True):
         idle, busy = results[False, policy], results[True, policy]
         name = "llmlab policy" if policy else "torch default"
-        print(f"\n{name}: idle / busy = {idle[0] / busy[0]:.2f}x (batch 1), "
-              f"{idle[1] / busy[1]:.2f}x (batch 8)   (goal <= 1.5x)")
+        print(
+            f"\n{name}: idle / busy = {idle[0] / busy[0]:.2f}x (batch 1), "
+            f"{idle[1] / busy[1]:.2f}x (batch 8)   (goal <= 1.5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_tokenization.py
 
 Corpus: English prose that ships with Python, the reference-manual text in ``pydoc_data.topics``
-(PSF licence, ~466 KB), plus the STS-B test sentences (``llmlab.datasets.load_stsb``, CC BY-SA).
+(PSF licence, ~466 KB), plus the STS-B test sentences (``llmlab.data.datasets.load_stsb``, CC BY-SA).
 
 The chunk cache would flatter repeated text (the second copy of a text is pure look-ups), so:
 - "cold": the cache is emptied before every pass, and each pass is one copy of the corpus;
@@ -11,7 +11,7 @@ The chunk cache would flatter repeated text (the second copy of a text is pure l
 - "warm": a pass right after a cold one, all chunks cached (the best case: lots of similar text).
 tiktoken encodes the same passes, single-threaded (``encode_ordinary``). The contenders take turns
 pass by pass and each one's fastest pass is reported (like timeit), so a busy machine slows them
-alike: ``llmlab.tokens.encoding_speeds``, the same measurement the bpe-from-scratch notebook makes.
+alike: ``llmlab.tokenization.tokens.encoding_speeds``, the same measurement the bpe-from-scratch notebook makes.
 MB = 10**6 bytes of UTF-8.
 Goal: the from-scratch encoder reaches at least 5% of tiktoken's throughput on English prose.
 """
@@ -25,9 +25,9 @@ import time
 from pydoc_data import topics
 
 import llmlab
-from llmlab.bpe import BasicTokenizer, RegexTokenizer
-from llmlab.datasets import load_stsb
-from llmlab.tokens import encoding_speeds
+from llmlab.data.datasets import load_stsb
+from llmlab.tokenization.bpe import BasicTokenizer, RegexTokenizer
+from llmlab.tokenization.tokens import encoding_speeds
 
 
 def corpora() -> dict[str, str]:

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def cl100k():
     """GPT-4's tokenizer (tiktoken cl100k_base, offline copy)."""
-    from llmlab.models import load_tokenizer
+    from llmlab.runtime.models import load_tokenizer
 
     return load_tokenizer("cl100k_base")
 
@@ -27,7 +27,7 @@ def cl100k():
 @pytest.fixture(scope="session")
 def embedder():
     """The bundled all-MiniLM-L6-v2 SentenceTransformer."""
-    from llmlab.models import load_embedder
+    from llmlab.runtime.models import load_embedder
 
     return load_embedder()
 
@@ -35,6 +35,6 @@ def embedder():
 @pytest.fixture(scope="session")
 def lm():
     """The bundled SmolLM2-135M-Instruct (float32, eval mode, eager attention), from the cache."""
-    from llmlab.models import load_lm
+    from llmlab.runtime.models import load_lm
 
     return load_lm()

@@ -54,8 +54,15 @@ def committed_text(path: Path) -> str:
     filt = _git("check-attr", "filter", "--", rel).stdout.strip().rsplit(": ", 1)[-1]
     clean = _git("config", f"filter.{filt}.clean").stdout.strip()
     if filt not in {"unset", "unspecified", ""} and clean:
-        out = subprocess.run(clean, shell=True, cwd=ROOT, input=text, capture_output=True,
-                             text=True, encoding="utf-8")
+        out = subprocess.run(
+            clean,
+            shell=True,
+            cwd=ROOT,
+            input=text,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+        )
         assert out.returncode == 0, f"the {filt} filter failed on {rel}: {out.stderr}"
         return out.stdout
     return text
@@ -71,9 +78,19 @@ def _text(cell: dict) -> str:
 
 def test_layout_matches_the_design_card():
     for name in [
-        "README.md", "LEARNING_PLAN.md", "pyproject.toml", ".ci/run", "shared/llmlab/__init__.py",
-        ".gitattributes", "phase-1-tokenization", "phase-1-embeddings", "phase-2-generation",
-        "phase-3-transformer", "phase-4-rag", "phase-5-agents", "tests",
+        "README.md",
+        "LEARNING_PLAN.md",
+        "pyproject.toml",
+        ".ci/run",
+        "shared/llmlab/__init__.py",
+        ".gitattributes",
+        "phase-1-tokenization",
+        "phase-1-embeddings",
+        "phase-2-generation",
+        "phase-3-transformer",
+        "phase-4-rag",
+        "phase-5-agents",
+        "tests",
     ]:
         assert (ROOT / name).exists(), name
     for phase in PHASES:
@@ -122,9 +139,13 @@ def _as_saved_by_jupyterlab(text: str) -> str:
         cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": [f"out {i}\n"]}]
         cell["metadata"]["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
     nb["metadata"]["language_info"] = {
-        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
-        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
-        "pygments_lexer": "ipython3", "version": "3.11.2",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": "3.11.2",
     }
     nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"

@@ -27,9 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # nbstripout's own defaults (its command line adds them; strip_text must too).
 NBSTRIPOUT_DEFAULT_KEYS = [
-    "metadata.signature", "metadata.widgets", "cell.metadata.collapsed",
-    "cell.metadata.ExecuteTime", "cell.metadata.execution", "cell.metadata.heading_collapsed",
-    "cell.metadata.hidden", "cell.metadata.scrolled",
+    "metadata.signature",
+    "metadata.widgets",
+    "cell.metadata.collapsed",
+    "cell.metadata.ExecuteTime",
+    "cell.metadata.execution",
+    "cell.metadata.heading_collapsed",
+    "cell.metadata.hidden",
+    "cell.metadata.scrolled",
 ]
 # Keys nbstripout removes on top of its defaults (outputs, counts, cell timings, widget state).
 EXTRA_KEYS = [
@@ -76,8 +81,11 @@ def install(repo: Path = ROOT, python: str = sys.executable) -> str:
         done = _git("config", key, value, cwd=repo)
         if done.returncode != 0:
             raise RuntimeError(f"git config {key} failed: {done.stderr.strip()}")
-    attrs = (repo / ".gitattributes").read_text(encoding="utf-8") if (
-        repo / ".gitattributes").exists() else ""
+    attrs = (
+        (repo / ".gitattributes").read_text(encoding="utf-8")
+        if (repo / ".gitattributes").exists()
+        else ""
+    )
     if "filter=nbstripout" not in attrs:
         raise RuntimeError(f"{repo / '.gitattributes'} must contain '*.ipynb filter=nbstripout'")
     return "git filter nbstripout installed: notebook outputs stay on disk, out of commits"
@@ -90,8 +98,13 @@ def strip_text(text: str) -> str:
 
     nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
     nb.metadata["kernelspec"] = nbformat.from_dict(KERNELSPEC)
-    nb = strip_output(nb, keep_output=False, keep_count=False, keep_id=True,
-                      extra_keys=NBSTRIPOUT_DEFAULT_KEYS + EXTRA_KEYS)
+    nb = strip_output(
+        nb,
+        keep_output=False,
+        keep_count=False,
+        keep_id=True,
+        extra_keys=NBSTRIPOUT_DEFAULT_KEYS + EXTRA_KEYS,
+    )
     out = nbformat.writes(nb)
     return out if out.endswith("\n") else out + "\n"
 

@@ -13,8 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from llmlab.corpus import wiki_filename
-from llmlab.datasets import load_wiki_summaries
+from llmlab.data.datasets import load_wiki_summaries
+from llmlab.research.corpus import wiki_filename
 
 OUT = Path(__file__).with_name("research_questions.jsonl")
 BY_TITLE = {a.title: a for a in load_wiki_summaries()}

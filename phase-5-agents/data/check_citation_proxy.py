@@ -1,4 +1,4 @@
-"""How the citation check (llmlab.citations) judges faithful vs fabricated answers on the question set.
+"""How the citation check (llmlab.rag.citations) judges faithful vs fabricated answers on the question set.
 
 For every research question, one templated answer sentence with the right answer and one with a
 wrong answer (another question's answer of the same kind; for "which first" the two titles
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from llmlab.citations import citation_scores
-from llmlab.datasets import ResearchQuestion, load_research_questions, load_wiki_summaries
+from llmlab.data.datasets import ResearchQuestion, load_research_questions, load_wiki_summaries
+from llmlab.rag.citations import citation_scores
 
 
 def name(title: str) -> str:

@@ -43,8 +43,13 @@ NOTEBOOKS = [
 QUESTION = "How do I copy an object in Python?"  # typed into a text box next to a button
 CHROMIUM = os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 RUN_TIMEOUT_S = 900  # all cells of one notebook, on a busy 2-core machine
@@ -65,12 +70,15 @@ def log(msg: str) -> None:
 def install() -> None:
     if importlib.util.find_spec("playwright") is None:
         log("installing playwright (pip) into this environment")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "playwright"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "playwright"], check=True
+        )
     if not Path(CHROMIUM).exists():
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise Failure(f"{CHROMIUM} is missing: install Debian's chromium "
-                          "(sudo apt-get install -y chromium) or set LLMLAB_CHROMIUM")
+            raise Failure(
+                f"{CHROMIUM} is missing: install Debian's chromium "
+                "(sudo apt-get install -y chromium) or set LLMLAB_CHROMIUM"
+            )
         log("installing chromium (apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
@@ -86,25 +94,42 @@ def free_port() -> int:
 def scratch_copy(dest: Path) -> None:
     """The phase folders of the notebooks, so autosave never writes into the working tree."""
     for folder in sorted({Path(nb).parts[0] for nb in NOTEBOOKS}):
-        shutil.copytree(ROOT / folder, dest / folder,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        shutil.copytree(
+            ROOT / folder, dest / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+        )
 
 
 def start_lab(root: Path, port: int, token: str, logfile: Path) -> subprocess.Popen:
     venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-           "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "JUPYTER_PLATFORM_DIRS": "1",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           f"--LabApp.workspaces_dir={root / '.workspaces'}", "--ServerApp.port_retries=0",
-           "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: run its commands
+    env = {
+        **os.environ,
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.expose_app_in_browser=True",
+    ]  # window.jupyterapp: run its commands
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     out = open(logfile, "w")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -156,7 +181,9 @@ def check_terminal(page, port: int, token: str, venv_bin: str) -> str:
     """A JupyterLab terminal has the project's python and llmlab on PATH."""
     name = page.evaluate(
         """async (t) => (await (await fetch(`/api/terminals?token=${t}`,
-             {method: "POST"})).json()).name""", token)
+             {method: "POST"})).json()).name""",
+        token,
+    )
     out = page.evaluate(TERMINAL_PROBE, [name, token])
     found = re.search(r"PY=(\S*) CLI=(\S*) LLMLAB-2END", out)
     if not found:
@@ -176,7 +203,9 @@ def run_all(page, nb: str, port: int, token: str) -> dict:
     page.goto(f"http://127.0.0.1:{port}/lab/tree/{nb}?token={token}")
     page.wait_for_function(
         f"() => {CURRENT} && {CURRENT}.context && {CURRENT}.context.path === {json.dumps(nb)}"
-        f" && {CURRENT}.sessionContext.session?.kernel?.status === 'idle'", timeout=180_000)
+        f" && {CURRENT}.sessionContext.session?.kernel?.status === 'idle'",
+        timeout=180_000,
+    )
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
     deadline = time.time() + RUN_TIMEOUT_S
@@ -199,8 +228,12 @@ def run_all(page, nb: str, port: int, token: str) -> dict:
 def check_cells(nb: str, model: dict) -> int:
     code = [c for c in model["cells"] if c["cell_type"] == "code"]
     not_run = [i for i, c in enumerate(code) if c.get("execution_count") is None]
-    errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(code)
-              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        (i, o.get("ename"), o.get("evalue"))
+        for i, c in enumerate(code)
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     if errors:
         raise Failure(f"{nb}: code cell(s) raised: {errors[:3]}")
     if not_run:
@@ -242,8 +275,7 @@ def move_a_control(page, nb: str) -> str:
             page.wait_for_timeout(1000)
             if area.inner_html() != before:
                 return kind
-        raise Failure(f"{nb}: moving the first {kind} changed nothing in "
-                      f"{WIDGET_TIMEOUT_S} s")
+        raise Failure(f"{nb}: moving the first {kind} changed nothing in {WIDGET_TIMEOUT_S} s")
     raise Failure(f"{nb}: no widget control (slider, dropdown or button) was rendered")
 
 
@@ -261,15 +293,21 @@ def drive(port: int, token: str, shots: Path) -> list[str]:
         def route(r):
             url = r.request.url
             if url.startswith(("data:", "blob:", "about:")) or re.match(
-                    rf"^(https?|wss?)://{re.escape(lab)}/", url):
+                rf"^(https?|wss?)://{re.escape(lab)}/", url
+            ):
                 return r.continue_()
             foreign.append(url)
             return r.abort()
 
         context.route("**/*", route)
         page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and console_errors.append(
-            f"{m.text} @ {m.location.get('url', '')}"))
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and console_errors.append(f"{m.text} @ {m.location.get('url', '')}")
+            ),
+        )
         page.on("pageerror", lambda e: console_errors.append(f"page error: {e}"))
         page.on("websocket", lambda ws: None if lab in ws.url else foreign.append(ws.url))
         page.set_default_timeout(60_000)
@@ -297,13 +335,19 @@ def drive(port: int, token: str, shots: Path) -> list[str]:
                 raise Failure(f"{nb}: no widget rendered")
             kind = move_a_control(page, nb)
             page.screenshot(path=str(shots / f"{stem}-moved-{kind}.png"), full_page=True)
-            report.append(f"{nb}: {n} code cells ran, {widgets} widget views, moved a {kind}, "
-                          f"{time.perf_counter() - t0:.0f} s")
-            page.evaluate("async () => await window.jupyterapp.commands.execute("
-                          "'application:close-all')")  # its widgets go with its tab
-            page.evaluate("""async (t) => { for (const s of await (await fetch(
+            report.append(
+                f"{nb}: {n} code cells ran, {widgets} widget views, moved a {kind}, "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
+            page.evaluate(
+                "async () => await window.jupyterapp.commands.execute('application:close-all')"
+            )  # its widgets go with its tab
+            page.evaluate(
+                """async (t) => { for (const s of await (await fetch(
                 `/api/sessions?token=${t}`)).json()) await fetch(
-                `/api/sessions/${s.id}?token=${t}`, {method: "DELETE"}); }""", token)
+                `/api/sessions/${s.id}?token=${t}`, {method: "DELETE"}); }""",
+                token,
+            )
         browser.close()
     if foreign:
         raise Failure(f"requests left the lab: {sorted(set(foreign))[:5]}")
@@ -315,10 +359,19 @@ def drive(port: int, token: str, shots: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--install", action="store_true", help="install playwright and chromium first")
-    ap.add_argument("--shots", type=Path, default=ROOT / ".llmlab-reports" / "browser",
-                    help="folder for screenshots and the lab's log")
-    ap.add_argument("--notebook", action="append", default=[], metavar="PATH",
-                    help="drive this notebook (relative to the repo) instead of the list")
+    ap.add_argument(
+        "--shots",
+        type=Path,
+        default=ROOT / ".llmlab-reports" / "browser",
+        help="folder for screenshots and the lab's log",
+    )
+    ap.add_argument(
+        "--notebook",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="drive this notebook (relative to the repo) instead of the list",
+    )
     args = ap.parse_args(argv)
     if args.notebook:
         NOTEBOOKS[:] = args.notebook

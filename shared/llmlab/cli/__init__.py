@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("llmlab.cli.ask", "answer a question from a folder of docs, with checked citations"),
     "chat": ("llmlab.cli.chat", "chat with a folder of docs (follow-ups, cited answers)"),
     "serve": ("llmlab.cli.serve", "serve the model as an OpenAI-compatible API (tools, streaming)"),
-    "research": ("llmlab.cli.research", "research a question in a folder: search, read, cite, verify"),
+    "research": (
+        "llmlab.cli.research",
+        "research a question in a folder: search, read, cite, verify",
+    ),
 }
 
 

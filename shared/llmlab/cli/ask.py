@@ -3,7 +3,7 @@
 Options: ``-k`` (passages retrieved, default 5), ``--json`` (one JSON object on stdout: answer,
 citations ``{n, source, start_line, end_line, text}``, hits ``{source, score, ...}``, abstained,
 timings), ``--show-prompt`` (print exactly what the model read), ``--max-tokens``, ``--rebuild``.
-The index lives in the user cache (``llmlab.docs_index``); nothing in PATH is written. Index
+The index lives in the user cache (``llmlab.search.docs_index``); nothing in PATH is written. Index
 messages and the progress bar go to stderr, so stdout is only the answer (or the JSON).
 A server instead of the bundled model: set ``LLMLAB_CHAT_BASE_URL`` and ``LLMLAB_CHAT_MODEL``.
 
@@ -20,22 +20,29 @@ from typing import Any
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
 
-FLAGS = {"k (the number of passages to retrieve)": "-k", "max_tokens": "--max-tokens",
-         "max_new_tokens": "--max-tokens"}
+FLAGS = {
+    "k (the number of passages to retrieve)": "-k",
+    "max_tokens": "--max-tokens",
+    "max_new_tokens": "--max-tokens",
+}
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The options ``ask`` and ``chat`` share."""
     parser.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per answer")
-    parser.add_argument("--show-prompt", action="store_true", help="print exactly what the model read")
-    parser.add_argument("--max-tokens", type=int, default=60, help="longest answer in tokens (default: 60)")
+    parser.add_argument(
+        "--show-prompt", action="store_true", help="print exactly what the model read"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=60, help="longest answer in tokens (default: 60)"
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the index from scratch")
 
 
 def check_options(args: argparse.Namespace) -> None:
     """Flags and folder checked before anything slow loads."""
-    from llmlab.readers import scan_folder
+    from llmlab.data.readers import scan_folder
 
     if args.k < 1:
         raise CliError(f"-k (passages to retrieve) must be 1 or more, got {args.k}.")
@@ -59,9 +66,9 @@ def open_docchat(args: argparse.Namespace, command: str) -> Any:
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in a terminal tool
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
-    from llmlab.chat import load_chat
-    from llmlab.docchat import DocChat
-    from llmlab.docs_index import DocsIndex
+    from llmlab.chat.local import load_chat
+    from llmlab.rag.docchat import DocChat
+    from llmlab.search.docs_index import DocsIndex
 
     index = DocsIndex(args.path)
     report = index.update(rebuild=args.rebuild)
@@ -79,8 +86,10 @@ def print_answer(answer: Any, args: argparse.Namespace, streamed: bool) -> None:
         return
     print(("" if streamed else answer.answer) + "\n")
     if answer.abstained:
-        print(f"(the nearest passage has cosine similarity {answer.confidence:.2f} with the question, "
-              f"below the {args.min_cosine:.2f} needed to answer: the model was not asked)")
+        print(
+            f"(the nearest passage has cosine similarity {answer.confidence:.2f} with the question, "
+            f"below the {args.min_cosine:.2f} needed to answer: the model was not asked)"
+        )
         return
     if answer.answer != answer.raw:
         print(f"Checked answer: {answer.answer}")
@@ -103,8 +112,11 @@ def answer_one(bot: Any, question: str, args: argparse.Namespace) -> Any:
 
     def show_prompt(prompt: str) -> None:
         n = len(bot.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        print(f"--- prompt: exactly what the model reads ({n} tokens) ---\n{prompt}\n"
-              "--- end of prompt ---", flush=True)
+        print(
+            f"--- prompt: exactly what the model reads ({n} tokens) ---\n{prompt}\n"
+            "--- end of prompt ---",
+            flush=True,
+        )
 
     stream = None if args.json else (lambda piece: print(piece, end="", flush=True))
     on_prompt = show_prompt if args.show_prompt and not args.json else None
@@ -124,8 +136,12 @@ def ask(args: argparse.Namespace) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="llmlab ask", description=(
-        "Answer a question from the .md/.txt/.rst/.py/.ipynb files of a folder, citing the passages."))
+    parser = ArgumentParser(
+        prog="llmlab ask",
+        description=(
+            "Answer a question from the .md/.txt/.rst/.py/.ipynb files of a folder, citing the passages."
+        ),
+    )
     parser.add_argument("path", help="folder of documents (searched recursively)")
     parser.add_argument("question", help="your question, in quotes")
     add_options(parser)

@@ -39,8 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", type=int, default=None, help="layer to show (0-based)")
     p.add_argument("--head", type=int, default=None, help="head to show (needs --layer)")
     p.add_argument("--html", action="store_true", help="write an offline page (temp folder)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="write the page to this file, or to FOLDER/attention.html")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the page to this file, or to FOLDER/attention.html",
+    )
     p.add_argument("--max-tokens", type=int, default=512, help="refuse longer texts (memory)")
     p.add_argument("--model", default=None, help="language model (default: the bundled one)")
     return p
@@ -67,7 +71,7 @@ def _print_links(tokens: list[str], w, limit: int | None, skip_recent: bool = Fa
     With a ``limit``, only links of weight >= ``MIN_WEIGHT`` are shown, at most ``limit`` of the
     strongest, in text order; the rest are counted.
     """
-    from llmlab.heads import strongest_links
+    from llmlab.internals.heads import strongest_links
 
     links = strongest_links(w, skip_recent=skip_recent)  # at most one per token
     kept = links
@@ -76,11 +80,15 @@ def _print_links(tokens: list[str], w, limit: int | None, skip_recent: bool = Fa
         kept = sorted(sorted(strong, key=lambda k: -k.weight)[:limit], key=lambda k: k.query)
     width = max((len(_quoted(tokens[k.query])) for k in kept), default=0)
     for k in kept:
-        print(f"  {_quoted(tokens[k.query]):>{width}} -> {_quoted(tokens[k.key])} ({k.weight:.2f})"
-              f"   first token {w[k.query, 0]:.2f}")
+        print(
+            f"  {_quoted(tokens[k.query]):>{width}} -> {_quoted(tokens[k.key])} ({k.weight:.2f})"
+            f"   first token {w[k.query, 0]:.2f}"
+        )
     if len(kept) < len(links):
-        print(f"  ... and {len(links) - len(kept)} tokens with weaker lines "
-              "(--layer and --head show every token)")
+        print(
+            f"  ... and {len(links) - len(kept)} tokens with weaker lines "
+            "(--layer and --head show every token)"
+        )
 
 
 def _body(argv: list[str] | None) -> int:
@@ -90,14 +98,17 @@ def _body(argv: list[str] | None) -> int:
     if args.max_tokens < 1:
         raise CliError(f"--max-tokens must be at least 1, got {args.max_tokens}")
 
-    from llmlab.attention import attention_weights, check_layer_head, token_ids
-    from llmlab.heads import head_scores, head_worth_seeing, interesting_heads
-    from llmlab.models import load_lm
+    from llmlab.internals.attention import attention_weights, token_ids
+    from llmlab.internals.heads import head_scores, head_worth_seeing, interesting_heads
+    from llmlab.runtime.architecture import check_layer_head
+    from llmlab.runtime.models import load_lm
     from llmlab.views.attention_page import render_html
 
     if not args.text.strip():
-        raise CliError("the text is empty (or only spaces): give some words, e.g. "
-                       "llmlab attend \"The capital of France is Paris\"")
+        raise CliError(
+            "the text is empty (or only spaces): give some words, e.g. "
+            'llmlab attend "The capital of France is Paris"'
+        )
     lm = load_lm(args.model)
     check_layer_head(lm, args.layer, args.head)
     ids = token_ids(lm, args.text)
@@ -109,12 +120,18 @@ def _body(argv: list[str] | None) -> int:
     if scores is None:
         print("(choosing and scoring heads needs at least 3 tokens: give a longer text)")
     elif args.layer is None:
-        print("\nWhat each token looks at most, in the heads worth seeing (leaving out the first "
-              "token, where idle heads park their attention):")
+        print(
+            "\nWhat each token looks at most, in the heads worth seeing (leaving out the first "
+            "token, where idle heads park their attention):"
+        )
         for pick in interesting_heads(weights, ids):
             print(f"\nL{pick.layer} H{pick.head}: {pick.why}")
-            _print_links(tokens, weights[pick.layer, pick.head], SHOWN_PER_HEAD,
-                         skip_recent=pick.kind == "content")
+            _print_links(
+                tokens,
+                weights[pick.layer, pick.head],
+                SHOWN_PER_HEAD,
+                skip_recent=pick.kind == "content",
+            )
     else:
         for h in [args.head] if args.head is not None else range(H):
             print(scores.label(args.layer, h))
@@ -128,8 +145,16 @@ def _body(argv: list[str] | None) -> int:
             start, why = (pick.layer, pick.head), pick.why
         elif args.head is None:
             start = (args.layer, 0)
-        page = render_html(tokens, weights, args.layer, args.head, scores=scores, start=start,
-                           why=why, title=f"Attention in {lm.name}")
+        page = render_html(
+            tokens,
+            weights,
+            args.layer,
+            args.head,
+            scores=scores,
+            start=start,
+            why=why,
+            title=f"Attention in {lm.name}",
+        )
         path = page_path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")

@@ -46,8 +46,12 @@ def chat(args: argparse.Namespace) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="llmlab chat", description=(
-        "Chat with the .md/.txt/.rst/.py/.ipynb files of a folder; answers cite their passages."))
+    parser = ArgumentParser(
+        prog="llmlab chat",
+        description=(
+            "Chat with the .md/.txt/.rst/.py/.ipynb files of a folder; answers cite their passages."
+        ),
+    )
     parser.add_argument("path", help="folder of documents (searched recursively)")
     add_options(parser)
     return run("chat", lambda: chat(parser.parse_args(argv)), FLAGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from llmlab.cli.errors import ArgumentParser, run
-from llmlab.doctor import run_checks
+from llmlab.runtime.diagnostics import run_checks
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -15,7 +15,9 @@ def doctor(args: argparse.Namespace) -> int:
         print(f"{'ok ' if ok else 'ERR'}  {what:<{width}}  {detail}")
     bad = [r for r in rows if not r[1]]
     if bad:
-        print(f"\n{len(bad)} problem(s). Run the command shown above, or `make lab` to set everything up.")
+        print(
+            f"\n{len(bad)} problem(s). Run the command shown above, or `make lab` to set everything up."
+        )
         return 1
     print("\nAll good: LLM Lab is ready.")
     return 0
@@ -23,5 +25,7 @@ def doctor(args: argparse.Namespace) -> int:
 
 def cli(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="llmlab doctor", description=__doc__.splitlines()[0].strip("`"))
-    parser.add_argument("--no-load", action="store_true", help="only look for the models, do not load them")
+    parser.add_argument(
+        "--no-load", action="store_true", help="only look for the models, do not load them"
+    )
     return run("doctor", lambda: doctor(parser.parse_args(argv)))

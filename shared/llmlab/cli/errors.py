@@ -53,7 +53,9 @@ def fail(command: str, message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def run(command: str, body: Callable[[], int | None], flags: Mapping[str, str] | None = None) -> int:
+def run(
+    command: str, body: Callable[[], int | None], flags: Mapping[str, str] | None = None
+) -> int:
     """Run a subcommand's body; bad input becomes one line on stderr and exit code 2."""
     try:
         return int(body() or 0)

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _explore(argv: list[str] | None) -> int:
-    from llmlab.sampling import check_settings
+    from llmlab.decoding.sampling import check_settings
 
     args = _parser().parse_args(argv)
     if not args.prompt.strip():
@@ -64,9 +64,9 @@ def _explore(argv: list[str] | None) -> int:
 
     from transformers.utils import logging as hf_logging
 
-    from llmlab.chat_template import encode_prompt
-    from llmlab.generation import generate
-    from llmlab.models import load_lm
+    from llmlab.decoding.chat_template import encode_prompt
+    from llmlab.decoding.generation import generate
+    from llmlab.runtime.models import load_lm
     from llmlab.views.terminal import format_step
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars between the learner and the answer

@@ -1,9 +1,9 @@
 """``llmlab research CORPUS "question"``: a researched answer from a folder, every sentence cited.
 
 CORPUS is a folder of .md/.txt/.rst/.py/.ipynb files, or the word ``wiki`` for the default
-Wikipedia corpus (``llmlab.corpus.wiki_corpus()``). Prints the answer, then each citation with
+Wikipedia corpus (``llmlab.research.corpus.wiki_corpus()``). Prints the answer, then each citation with
 whether the check found its support, then the cost. Options: ``--mode`` (rag, agent, plan,
-verify; see ``llmlab.research``), ``--max-steps``, ``--max-tokens``, ``--max-seconds`` (the
+verify; see ``llmlab.research.agent``), ``--max-steps``, ``--max-tokens``, ``--max-seconds`` (the
 budget: when one runs out the answer is partial and the stop reason says which), ``--json`` (one
 JSON object: answer, citations ``{source, text, verified}``, steps ``{tool, arguments, result}``,
 tokens, seconds, stop_reason), ``--trace FILE`` (every step as one JSON line).
@@ -27,29 +27,34 @@ FLAGS = {"max_steps": "--max-steps", "max_tokens": "--max-tokens", "max_seconds"
 
 
 def research(args: argparse.Namespace) -> int:
-    from llmlab.agent import Budget
-    from llmlab.corpus import Corpus
-    from llmlab.research import MODES
+    from llmlab.agents.loop import Budget
+    from llmlab.research.agent import MODES
+    from llmlab.research.corpus import Corpus
 
     if not args.question.strip():
         raise CliError("The question is empty: ask something the documents can answer.")
     if args.mode not in MODES:
         raise CliError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}.")
-    for flag, value in (("--max-steps", args.max_steps), ("--max-tokens", args.max_tokens),
-                        ("--max-seconds", args.max_seconds)):
+    for flag, value in (
+        ("--max-steps", args.max_steps),
+        ("--max-tokens", args.max_tokens),
+        ("--max-seconds", args.max_seconds),
+    ):
         if value <= 0:
-            raise CliError(f"{flag} must be more than 0, got {value}: with no budget the agent "
-                           "cannot take a single step.")
+            raise CliError(
+                f"{flag} must be more than 0, got {value}: with no budget the agent "
+                "cannot take a single step."
+            )
     budget = Budget(args.max_steps, args.max_tokens, args.max_seconds)
     if args.corpus == "wiki":
-        from llmlab.corpus import wiki_corpus
+        from llmlab.research.corpus import wiki_corpus
 
         folder = wiki_corpus()
     else:
         folder = Path(args.corpus)
     corpus = Corpus(folder)  # missing, not a folder, no readable files: ValueError, exit 2
     _quiet()
-    from llmlab.research import research as run_research
+    from llmlab.research.agent import research as run_research
 
     result = run_research(args.question, corpus, budget=budget, mode=args.mode)
     if args.trace:
@@ -65,8 +70,10 @@ def research(args: argparse.Namespace) -> int:
         print(f"[{c.source}] {mark}: {c.text!r}" if c.text else f"[{c.source}] {mark}")
     for sentence in result.dropped:
         print(f"Dropped (no document supports it): {sentence!r}")
-    print(f"({len(result.steps)} steps, {result.tokens} tokens, {result.seconds:.1f} s; "
-          f"stopped: {result.stop_reason})")
+    print(
+        f"({len(result.steps)} steps, {result.tokens} tokens, {result.seconds:.1f} s; "
+        f"stopped: {result.stop_reason})"
+    )
     return 0
 
 
@@ -84,18 +91,28 @@ def _quiet() -> None:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="llmlab research", description=(
-        "Research a question in a folder of documents (or 'wiki'): search, read, answer with a "
-        "cited source for every sentence, check each citation."))
+    parser = ArgumentParser(
+        prog="llmlab research",
+        description=(
+            "Research a question in a folder of documents (or 'wiki'): search, read, answer with a "
+            "cited source for every sentence, check each citation."
+        ),
+    )
     parser.add_argument("corpus", help="folder of documents, or 'wiki' for the Wikipedia corpus")
     parser.add_argument("question", help="your question, in quotes")
-    parser.add_argument("--mode", default=DEFAULT_MODE,
-                        help=f"rag, agent, plan or verify (default: {DEFAULT_MODE})")
+    parser.add_argument(
+        "--mode", default=DEFAULT_MODE, help=f"rag, agent, plan or verify (default: {DEFAULT_MODE})"
+    )
     parser.add_argument("--max-steps", type=int, default=8, help="most steps (default: 8)")
-    parser.add_argument("--max-tokens", type=int, default=6000,
-                        help="most model tokens, read + written (default: 6000)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="most wall-clock seconds (default: 60)")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=6000,
+        help="most model tokens, read + written (default: 6000)",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0, help="most wall-clock seconds (default: 60)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trace", metavar="FILE", help="write every step as a JSON line to FILE")
     return run("research", lambda: research(parser.parse_args(argv)), FLAGS)

@@ -25,7 +25,7 @@ def warn(message: str) -> None:
 
 def long_query_warning(query: str, model) -> str | None:
     """The warning for a query the embedder cuts, or None if it reads all of it."""
-    from llmlab.embeddings import text_read, token_count
+    from llmlab.search.embeddings import text_read, token_count
 
     read = text_read(query, model).rstrip()
     if len(read) >= len(query.rstrip()):
@@ -39,14 +39,14 @@ def long_query_warning(query: str, model) -> str | None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from llmlab.folder_index import check_folder, format_hit, index_folder
-    from llmlab.search import check_query
+    from llmlab.search.folder_index import check_folder, format_hit, index_folder
+    from llmlab.search.semantic_index import check_query
 
     check_query(args.query, args.k)  # empty query, bad -k: before anything slow
     check_folder(args.path)  # missing, a file, no notes: before the model loads
     from transformers.utils import logging as hf_logging
 
-    from llmlab.embeddings import default_embedder
+    from llmlab.search.embeddings import default_embedder
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in a terminal tool
     model = default_embedder()
@@ -75,5 +75,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="folder of .md/.txt notes")
     parser.add_argument("query", help="what to look for, in your own words")
     parser.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
-    parser.add_argument("--rebuild", action="store_true", help="ignore the cached index and rebuild it")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="ignore the cached index and rebuild it"
+    )
     return run("search", lambda: search(parser.parse_args(argv)), FLAGS)

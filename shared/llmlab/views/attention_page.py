@@ -2,11 +2,11 @@
 
 ``render_html(tokens, weights, scores=...)`` returns one HTML document with everything inline:
 the weights (2 bytes each, base64), the CSS and the JavaScript of ``attention_page.js`` beside
-this file. It opens on the head worth seeing first (``llmlab.heads.head_worth_seeing``) and
+this file. It opens on the head worth seeing first (``llmlab.internals.heads.head_worth_seeing``) and
 says why on the page. ``iframe(page)`` shows it inside a notebook, isolated from the notebook's
 styles; the frame grows to fit the page.
 
-Leaves out: computing weights or scores (``llmlab.attention``, ``llmlab.heads``) and
+Leaves out: computing weights or scores (``llmlab.internals.attention``, ``llmlab.internals.heads``) and
 matplotlib pictures (``llmlab.views.attention_plots``).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llmlab.attention import check_layer_head
+from llmlab.runtime.architecture import check_layer_head
 from llmlab.views.attention_plots import show_token
 
 _JS = (Path(__file__).with_name("attention_page.js")).read_text(encoding="utf-8")
@@ -61,8 +61,8 @@ def render_html(
 ) -> str:
     """The page for ``weights`` (layers, heads, T, T); ``layer``/``head`` keep only that one.
 
-    ``scores`` (``llmlab.heads.HeadScores``) labels every head. ``start`` = (layer, head) to open
-    on and ``why`` the sentence saying why (``llmlab.heads.head_worth_seeing`` gives both);
+    ``scores`` (``llmlab.internals.heads.HeadScores``) labels every head. ``start`` = (layer, head) to open
+    on and ``why`` the sentence saying why (``llmlab.internals.heads.head_worth_seeing`` gives both);
     by default the first kept head. ``hide_sink`` starts with the lines to the first token hidden
     (a checkbox shows them). ``full_page=False`` gives a fragment for ``IPython.display``.
     """
@@ -189,7 +189,9 @@ def _lines_svg(esc: Sequence[str], w: np.ndarray, hide_sink: bool) -> str:
                 )
     for i, t in enumerate(esc):
         y = g["top"] + i * g["row"]
-        parts.append(f'<text class="q" data-i="{i}" x="{g["x0"] - 6}" y="{y}" text-anchor="end">{t}</text>')
+        parts.append(
+            f'<text class="q" data-i="{i}" x="{g["x0"] - 6}" y="{y}" text-anchor="end">{t}</text>'
+        )
         parts.append(f'<text class="k" x="{g["x1"] + 6}" y="{y}">{t}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -6,7 +6,7 @@ the token looked at), ``line_view`` (lines from each token to the tokens it look
 the top heads of each kind marked by a letter).
 
 Leaves out: interactivity (``llmlab.views.attention_page`` is the offline HTML/JS page) and any
-computation of weights or scores (``llmlab.attention``, ``llmlab.heads``).
+computation of weights or scores (``llmlab.internals.attention``, ``llmlab.internals.heads``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from llmlab.attention import causal_mask
+from llmlab.internals.attention import causal_mask
 
 
 def show_token(t: str) -> str:
@@ -39,7 +39,11 @@ def heatmap(ax: Any, tokens: Sequence[str], w: np.ndarray, title: str = "") -> A
 
 
 def line_view(
-    ax: Any, tokens: Sequence[str], w: np.ndarray, min_weight: float = 0.05, hide_first: bool = False
+    ax: Any,
+    tokens: Sequence[str],
+    w: np.ndarray,
+    min_weight: float = 0.05,
+    hide_first: bool = False,
 ) -> None:
     """Tokens on the left look at tokens on the right; line opacity and width = attention weight.
 
@@ -50,8 +54,13 @@ def line_view(
     for i in range(T):
         for j in range(1 if hide_first else 0, i + 1):
             if w[i, j] >= min_weight:
-                ax.plot([0, 1], [i, j], color="tab:blue", alpha=float(w[i, j]),
-                        linewidth=0.5 + 3 * float(w[i, j]))
+                ax.plot(
+                    [0, 1],
+                    [i, j],
+                    color="tab:blue",
+                    alpha=float(w[i, j]),
+                    linewidth=0.5 + 3 * float(w[i, j]),
+                )
     for i, t in enumerate(tokens):
         ax.text(-0.03, i, show_token(t), ha="right", va="center", fontsize=8)
         ax.text(1.03, i, show_token(t), ha="left", va="center", fontsize=8)
@@ -71,14 +80,17 @@ def mosaic(weights: np.ndarray, gap: int = 1) -> np.ndarray:
     return out
 
 
-MARKS = {"previous_token": ("P", "tab:orange"), "first_token": ("S", "tab:gray"),
-         "induction": ("I", "tab:red")}
+MARKS = {
+    "previous_token": ("P", "tab:orange"),
+    "first_token": ("S", "tab:gray"),
+    "induction": ("I", "tab:red"),
+}
 
 
 def head_grid(ax: Any, weights: np.ndarray, scores: Any = None, top: int = 4) -> None:
     """Every head's map as a thumbnail (row = layer, column = head) on ``ax``.
 
-    With ``scores`` (``llmlab.heads.HeadScores``) the ``top`` heads of each kind get a letter:
+    With ``scores`` (``llmlab.internals.heads.HeadScores``) the ``top`` heads of each kind get a letter:
     P previous-token, S first-token sink, I induction.
     """
     L, H, T, _ = weights.shape
@@ -90,5 +102,13 @@ def head_grid(ax: Any, weights: np.ndarray, scores: Any = None, top: int = 4) ->
     ax.set_ylabel("layer")
     for kind, (letter, color) in MARKS.items() if scores is not None else ():
         for la, h, _ in scores.top(kind, top):
-            ax.text(h * step + T - 2, la * step + 2, letter, color=color, fontsize=10,
-                    fontweight="bold", ha="center", va="center")
+            ax.text(
+                h * step + T - 2,
+                la * step + 2,
+                letter,
+                color=color,
+                fontsize=10,
+                fontweight="bold",
+                ha="center",
+                va="center",
+            )

@@ -1,6 +1,6 @@
 """The chat-with-your-docs box (ipywidgets): a question in, the answer streamed, each source expandable.
 
-The pipeline it shows lives in ``llmlab.docchat``; this view only draws what ``DocChat.ask`` returns.
+The pipeline it shows lives in ``llmlab.rag.docchat``; this view only draws what ``DocChat.ask`` returns.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmlab.docchat import DocChat
+    from llmlab.rag.docchat import DocChat
 
 
 def chat_box(bot: DocChat) -> Any:
@@ -28,7 +28,9 @@ def chat_box(bot: DocChat) -> Any:
             answer.value = f"<p>{html.escape(''.join(shown))}</p>"
 
         a = bot.ask(question.value, on_token=stream)
-        flags = "".join(f"<br><i>not supported by its source: {html.escape(s)}</i>" for s in a.unsupported)
+        flags = "".join(
+            f"<br><i>not supported by its source: {html.escape(s)}</i>" for s in a.unsupported
+        )
         answer.value = f"<p>{html.escape(a.answer)}{flags}</p>"
         sources.children = [w.HTML(f"<pre>{html.escape(c.text)}</pre>") for c in a.citations]
         for i, c in enumerate(a.citations):

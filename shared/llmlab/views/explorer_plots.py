@@ -6,7 +6,7 @@
 - ``plot_exploration(exploration)``: each step's chosen-token probability and entropy, above the
   candidates of one step.
 
-Leaves out: computing anything (``llmlab.explorer``) and interaction (``llmlab.explorer_app``).
+Leaves out: computing anything (``llmlab.decoding.explorer``) and interaction (``llmlab.views.explorer_app``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from llmlab.explorer import Exploration, View
+    from llmlab.decoding.explorer import Exploration, View
 
 KEPT, TEMPERED, CUT, MODEL = "#1f77b4", "#aec7e8", "#c7c7c7", "#ff7f0e"
 

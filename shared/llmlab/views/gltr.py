@@ -5,7 +5,7 @@ green = the model's easy pick, red = a surprise. ``gltr_html(steps)`` returns pl
 styles only: no scripts, no links, renders offline) with probability, rank and entropy on hover.
 ``band_colour(prob)`` is the colour scale, shared with the explorer's charts.
 
-Leaves out: computing the probabilities (``llmlab.explorer``, ``llmlab.generation``).
+Leaves out: computing the probabilities (``llmlab.decoding.explorer``, ``llmlab.decoding.generation``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def gltr_html(
 ) -> str:
     """Generated text as HTML, each token's background coloured by its probability; hover shows
     probability, rank and entropy; a forced token is underlined. Accepts
-    ``llmlab.explorer.ExploreStep``s or ``llmlab.generation.Step``s."""
+    ``llmlab.decoding.explorer.ExploreStep``s or ``llmlab.decoding.generation.Step``s."""
     spans = []
     for n, s in enumerate(steps):
         forced = mark_forced and getattr(s, "forced", False)

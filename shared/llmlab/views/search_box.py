@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llmlab.bm25 import BM25Index
-from llmlab.folder_index import format_hit
-from llmlab.search import Hit, SemanticIndex
+from llmlab.search.bm25 import BM25Index
+from llmlab.search.folder_index import format_hit
+from llmlab.search.semantic_index import Hit, SemanticIndex
 
 
 def keyword_twin(index: SemanticIndex) -> BM25Index:
@@ -33,7 +33,9 @@ def side_by_side(
 class SearchBox:
     """``SearchBox({"help centre": index, "your notes": notes_index}).widget`` -> display it."""
 
-    def __init__(self, corpora: Mapping[str, SemanticIndex], query: str = "", width: int = 70) -> None:
+    def __init__(
+        self, corpora: Mapping[str, SemanticIndex], query: str = "", width: int = 70
+    ) -> None:
         import ipywidgets as widgets
 
         if not corpora:
@@ -41,18 +43,26 @@ class SearchBox:
         self.corpora = dict(corpora)
         self.keyword: dict[str, BM25Index] = {}  # built on first use
         self.width = width
-        self.box = widgets.Text(value=query, description="Search:", continuous_update=False,
-                                layout=widgets.Layout(width="70%"))
+        self.box = widgets.Text(
+            value=query,
+            description="Search:",
+            continuous_update=False,
+            layout=widgets.Layout(width="70%"),
+        )
         self.corpus = widgets.Dropdown(options=list(self.corpora), description="Corpus:")
         self.k = widgets.IntSlider(value=3, min=1, max=10, description="k:")
         self.semantic_out, self.keyword_out = widgets.Output(), widgets.Output()
         for w in (self.box, self.corpus, self.k):
             w.observe(self.run, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.box, self.corpus]),
-            self.k,
-            widgets.HBox([self.semantic_out, self.keyword_out], layout=widgets.Layout(width="100%")),
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.box, self.corpus]),
+                self.k,
+                widgets.HBox(
+                    [self.semantic_out, self.keyword_out], layout=widgets.Layout(width="100%")
+                ),
+            ]
+        )
 
     def search(self, query: str, corpus: str, k: int = 3) -> tuple[list[Hit], list[Hit]]:
         """What the box shows for ``query`` on ``corpus``: (semantic hits, BM25 hits)."""

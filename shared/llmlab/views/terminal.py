@@ -1,7 +1,7 @@
 """Generation steps as plain text for a terminal: unicode probability bars, one line per candidate.
 
 ``bar(0.5, 4) -> '██  '``; ``format_step(n, step)`` shows the chosen token and its candidates
-(``llmlab.generation.Step``), marking the ones a sampling filter cut. Leaves out: colours
+(``llmlab.decoding.generation.Step``), marking the ones a sampling filter cut. Leaves out: colours
 (terminals differ) and anything interactive.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmlab.generation import Step
+    from llmlab.decoding.generation import Step
 
 BLOCKS = " ▏▎▍▌▋▊▉█"  # 0/8 .. 8/8 of a character cell
 

@@ -1,0 +1,14 @@
+"""Decoding: how a language model turns a prompt into text (Phase 2).
+
+- ``chat_template``: what the model reads (messages -> one token sequence).
+- ``sampling``: temperature, top-k, top-p, min-p: one distribution -> the dice.
+- ``generation``: next-token probabilities and the generation loop.
+- ``batching``: many prompts in one batch.
+- ``kv_cache``: the keys and values kept so the past is read once.
+- ``prompt_cache``: reuse a prompt prefix already read (cached input).
+- ``context_window``: fitting a chat in the window, what a long context costs, needle tests.
+- ``constraints``: constrained decoding (a regex by hand, llguidance grammars).
+- ``explorer``: the token probability explorer's logic (its widget is in ``llmlab.views``).
+
+Builds on ``runtime``.
+"""

@@ -1,0 +1,13 @@
+"""Search: find the texts that answer a query, by meaning, by words, or both.
+
+- ``embeddings``: text -> one unit vector (all-MiniLM-L6-v2).
+- ``embedding_cache``: embed a corpus once, reuse the vectors (fingerprinted on disk).
+- ``semantic_index``: exact cosine search over stored vectors (Phase 1).
+- ``bm25``: keyword ranking written by hand.
+- ``retrievers``: BM25, dense, faiss and hybrid retrievers behind one API (Phase 4).
+- ``chunking``: cutting documents into the pieces a retriever indexes.
+- ``folder_index``: a folder of notes as a cached semantic index (``llmlab search``).
+- ``docs_index`` (+ ``docs_records``): a docs folder as an incremental hybrid index (``llmlab ask``).
+
+Builds on ``runtime`` and ``data``.
+"""
