@@ -63,10 +63,10 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-docchat-"))
     os.environ["LLMLAB_DOCS_CACHE"] = str(tmp / "cache")
-    from llmlab.rag.answering.docchat import DocChat
+    from llmlab.rag.docchat import DocChat
     from llmlab.runtime.models import load_lm
-    from llmlab.search.semantic_index.docs_index import DocsIndex
-    from llmlab.search.semantic_index.embeddings import default_embedder
+    from llmlab.search.docs_index import DocsIndex
+    from llmlab.search.embeddings import default_embedder
 
     embedder, lm = default_embedder(), load_lm()
     folder = tmp / "docs"

@@ -7,7 +7,7 @@
 Goal (issue 10): at most 30 ms per query over 50k chunks on 2 CPU cores.
 
 - Corpus: the sentences of the 10,033 Wikipedia lead summaries (``load_wiki_summaries``, cut by
-  ``llmlab.search.semantic_index.chunking.sentence_spans``), topped up with paragraphs of the vendored Python docs
+  ``llmlab.search.chunking.sentence_spans``), topped up with paragraphs of the vendored Python docs
   (``load_python_docs``) and of the stdlib's ``pydoc_data.topics``, to exactly 50,000 chunks. Real text, so BM25 postings and embedding
   clusters look like a real app's. Embeddings: bundled MiniLM through ``embed_cached`` (the
   first run takes minutes on 2 cores; later runs read ``cache_dir()/embeddings``).
@@ -27,10 +27,10 @@ import numpy as np
 
 from llmlab.data.datasets import load_python_docs, load_wiki_summaries, wiki_subset
 from llmlab.runtime.models import embedder_name
-from llmlab.search.semantic_index.chunking import sentence_spans
-from llmlab.search.semantic_index.embedding_cache import embed_cached
-from llmlab.search.semantic_index.embeddings import default_embedder
-from llmlab.search.semantic_index.retrievers import (
+from llmlab.search.chunking import sentence_spans
+from llmlab.search.embedding_cache import embed_cached
+from llmlab.search.embeddings import default_embedder
+from llmlab.search.retrievers import (
     BM25Retriever,
     DenseRetriever,
     FaissRetriever,
@@ -126,7 +126,7 @@ def main() -> None:
 
     rows = [
         (
-            "BM25 hand-written (llmlab.search.semantic_index.bm25)",
+            "BM25 hand-written (llmlab.search.bm25)",
             lambda q: bm25_ours.search(q, 10),
         ),
         ("BM25 bm25s", lambda q: bm25.search(q, 10)),

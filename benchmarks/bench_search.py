@@ -6,7 +6,7 @@
 Goal: under 20 ms per query at 100k stored vectors on 2 CPU cores.
 
 - Throughput: the bundled all-MiniLM-L6-v2 embeds the first 1,000 STS-B test sentences
-  (real short sentences) with ``llmlab.search.semantic_index.embeddings.embed``, at batch sizes 32 and 64.
+  (real short sentences) with ``llmlab.search.embeddings.embed``, at batch sizes 32 and 64.
 - Latency: median, 95th percentile and best (fastest) wall time of 200 searches, plus the CPU
   time the process used (on a busy machine, wall time includes waiting for a core; the best
   time and the CPU time are closer to what a free machine gives).
@@ -28,8 +28,8 @@ import tracemalloc
 import numpy as np
 
 from llmlab.data.datasets import load_stsb
-from llmlab.search.semantic_index.embeddings import default_embedder, embed
-from llmlab.search.semantic_index.semantic_index import SemanticIndex
+from llmlab.search.embeddings import default_embedder, embed
+from llmlab.search.semantic_index import SemanticIndex
 
 DIM = 384
 QUERIES = [

@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     from openai import OpenAI
 
-    from llmlab.chat.local.local import LocalChat
+    from llmlab.chat.local import LocalChat
     from llmlab.serve.app import start_in_thread
 
     chat = LocalChat()

@@ -12,6 +12,11 @@
   span of its answer in the FAQ page's text *with the question headings removed*.
 - ``load_research_questions()``: the Phase 5 research agent's questions over the Wikipedia
   summaries, with gold articles and short answers (``phase-5-agents/data/``).
+- ``load_instructions()`` / ``load_preferences()``: 1,100 short instruction/input/output records
+  and the same records with a polite ("chosen") and an impolite ("rejected") answer, from
+  rasbt/LLMs-from-scratch (Apache-2.0), in ``phase-6-deep-dives/data/``.
+- ``load_alpaca_eval_leaderboard()`` / ``load_alpaca_eval_judges()``: the AlpacaEval 2.0
+  leaderboard (223 models) and its table of LLM judges against human raters (Apache-2.0).
 
 Each loader returns plain Python objects (dataclasses, lists), checks the file is there and
 says how to get it back if not. Leaves out: downloading anything; every file ships with the
@@ -250,3 +255,82 @@ def load_research_questions() -> list[ResearchQuestion]:
                     )
                 )
     return out
+
+
+# --- Phase 6: instructions, preferences, leaderboards -----------------------------------------
+
+INSTRUCTIONS_FILE = "phase-6-deep-dives/data/instruction-data.json"
+PREFERENCES_FILE = "phase-6-deep-dives/data/instruction-data-with-preference.json"
+ALPACA_EVAL_FILE = "phase-6-deep-dives/data/alpaca_eval_2_leaderboard.csv"
+ALPACA_JUDGES_FILE = "phase-6-deep-dives/data/alpaca_eval_evaluators_leaderboard.csv"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction-tuning record: the task, its (possibly empty) input, the reference answer."""
+
+    instruction: str
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Preference:
+    """An instruction with two answers: ``chosen`` (polite) is preferred over ``rejected`` (impolite)."""
+
+    instruction: str
+    input: str
+    chosen: str
+    rejected: str
+
+
+def load_instructions() -> list[Instruction]:
+    """The 1,100 records of rasbt's instruction set, in file order (phase-6-deep-dives/data/README.md)."""
+    rows = json.loads(data_file(INSTRUCTIONS_FILE).read_text(encoding="utf-8"))
+    return [
+        Instruction(instruction=r["instruction"], input=r["input"], output=r["output"])
+        for r in rows
+    ]
+
+
+def load_preferences() -> list[Preference]:
+    """The same 1,100 records with a polite (chosen) and an impolite (rejected) answer."""
+    rows = json.loads(data_file(PREFERENCES_FILE).read_text(encoding="utf-8"))
+    return [
+        Preference(
+            instruction=r["instruction"],
+            input=r["input"],
+            chosen=r["chosen"],
+            rejected=r["rejected"],
+        )
+        for r in rows
+    ]
+
+
+def _number(text: str) -> float | str | None:
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _csv_rows(relative: str, name_column: str) -> list[dict]:
+    with data_file(relative).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {name_column if k == "" else k: _number(v) if k else v for k, v in r.items()} for r in rows
+    ]
+
+
+def load_alpaca_eval_leaderboard() -> list[dict]:
+    """AlpacaEval 2.0, one dict per model: ``model``, ``win_rate``, ``standard_error``,
+    ``avg_length``, ``length_controlled_winrate``, ... (numbers as floats, in percent)."""
+    return _csv_rows(ALPACA_EVAL_FILE, "model")
+
+
+def load_alpaca_eval_judges() -> list[dict]:
+    """AlpacaEval's judges, one dict per judge: ``judge``, ``Human agreement``,
+    ``Price [$/1000 examples]``, ``Proba. prefer longer``, ``Proba. prefer 1`` (position), ..."""
+    return _csv_rows(ALPACA_JUDGES_FILE, "judge")
