@@ -29,12 +29,13 @@ LAB_ENV := VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH"
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 
-.PHONY: lab test check setup lint doctor clean-notebooks bench browser-test my-work timings help
+.PHONY: lab test check setup lint doctor clean-notebooks bench browser-test my-work timings update help
 
 help:
 	@echo "make lab           set up and open the curriculum in JupyterLab"
 	@echo "make test          set up and run every test, every notebook included"
 	@echo "make check         unit tests only (no notebooks, no slow end-to-end tests): quick"
+	@echo "make update        bring in the course's latest version (keeps your edits and outputs)"
 	@echo "make my-work       copy every lesson into my-work/ (yours: git ignores it)"
 	@echo "make bench         run the benchmarks, write benchmarks/RESULTS.md"
 	@echo "make timings       run every notebook alone, one after another: the time you will wait"
@@ -94,6 +95,12 @@ doctor: setup
 
 clean-notebooks: setup
 	$(BIN)/python tools/strip_notebooks.py phase-*/*.ipynb
+
+# The course's latest version: `git pull` that keeps what you typed and your outputs, then setup
+# again if the dependencies changed (tools/update.py says what it did).
+update:
+	@$(PYTHON) tools/update.py
+	@$(MAKE) --no-print-directory setup
 
 my-work:
 	@mkdir -p my-work
