@@ -1,19 +1,12 @@
 """Shared test fixtures: each model is loaded once per test session.
 
-Tests (and the notebook kernels nbval starts, which inherit this environment) run offline:
-the bundled models need no network, and a test must never wait on one.
+The offline environment every run shares (notebooks included) is set in the repository's
+top-level ``conftest.py``.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MPLBACKEND", "Agg")
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
