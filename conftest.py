@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int|uint|bool|complex|str)\w*\(|\bnp\.(?:True|False)_")
-LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{10,}(?![\d])")  # 0.4166666666666667
+LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{10,}(?![\deE])")  # 0.4166666666666667, not 1e-05 forms
 WARNING = re.compile(r"warn|deprecat", re.IGNORECASE)
 PROGRESS = re.compile(r"\d+%\||it/s|s/it|/s\]|tok/s")  # tqdm bars write to stderr: allowed
 

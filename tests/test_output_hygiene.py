@@ -26,6 +26,7 @@ def test_tidy_output_passes():
     assert not tidy_output_problems([stream("recall@5 0.82 [0.71, 0.90]\n")])
     assert not tidy_output_problems([result("array([0.41666667, 0.5       ])")])  # numpy rounds
     assert not tidy_output_problems([stream("token id 100257, 3.14159 rad, 1e-10\n")])
+    assert not tidy_output_problems([result("LlamaRMSNorm((576,), eps=9.999999747378752e-06)")])
     bar = "training: 40%|████      | 4/10 [00:05<00:07, 1.2s/it, loss=0.8]\r"
     assert not tidy_output_problems([stream(bar, "stderr")])
     assert not tidy_output_problems([stream("the word 'warning' in a lesson's own printout\n")])
