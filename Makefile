@@ -54,9 +54,10 @@ $(STAMP): pyproject.toml tools/jupyterlab-overrides.json tools/install_torch.sh 
 	touch $(STAMP)
 
 # JupyterLab terminals start bash with tools/lab-terminal.bashrc: your ~/.bashrc, then .venv.
-$(LAB_CONFIG): tools/lab-terminal.bashrc | $(STAMP)
+# A saved notebook shows "run this cell again" where a widget was (llmlab.views.saved_widgets).
+$(LAB_CONFIG): tools/lab-terminal.bashrc Makefile | $(STAMP)
 	mkdir -p $(@D)
-	printf '{"ServerApp": {"terminado_settings": {"shell_command": ["bash", "--rcfile", "%s"]}}}\n' \
+	printf '{"ServerApp": {"terminado_settings": {"shell_command": ["bash", "--rcfile", "%s"]}}, "ContentsManager": {"pre_save_hook": "llmlab.views.saved_widgets.hint_for_dead_widgets"}}\n' \
 		"$(abspath tools/lab-terminal.bashrc)" > $@
 
 setup: $(STAMP) $(LAB_CONFIG)

@@ -4,7 +4,8 @@ Starts JupyterLab on 127.0.0.1 (a free port, a token, the project's environment)
 copy of the lesson folders, opens each interactive notebook in headless Chromium (Debian's, via
 Playwright for Python), runs all cells, moves one control of the notebook's widgets and checks:
 every code cell ran with no error output, every widget rendered (no "Error displaying widget"),
-the control changed what the widget shows, the browser console logged no error, and no request
+the control changed what the widget shows, the saved notebook reopened with a fresh kernel says
+"run this cell again" where each widget was, the browser console logged no error, and no request
 went to any host but the lab. Screenshots go to the folder it prints.
 
 ``--install`` first installs what it needs: ``playwright`` into this Python environment (not a
@@ -54,6 +55,7 @@ CHROMIUM_FLAGS = [
 ]
 RUN_TIMEOUT_S = 900  # all cells of one notebook, on a busy 2-core machine
 WIDGET_TIMEOUT_S = 120
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class Failure(AssertionError):
@@ -225,6 +227,45 @@ def run_all(page, nb: str, port: int, token: str) -> dict:
     return api(port, token, f"/api/contents/{nb}")["content"]
 
 
+def close_all(page, token: str) -> None:
+    """Close every tab and shut down every kernel."""
+    page.evaluate("async () => await window.jupyterapp.commands.execute('application:close-all')")
+    page.evaluate(
+        """async (t) => { for (const s of await (await fetch(
+        `/api/sessions?token=${t}`)).json()) await fetch(
+        `/api/sessions/${s.id}?token=${t}`, {method: "DELETE"}); }""",
+        token,
+    )
+
+
+def check_reopened(page, nb: str, port: int, token: str) -> str:
+    """Reopen the saved notebook with a fresh kernel, as a learner does the next day: where a
+    widget was, the saved file says to run the cell again (llmlab.views.saved_widgets), and no
+    "Error displaying widget" shows."""
+    saved = api(port, token, f"/api/contents/{nb}")["content"]
+    outputs = [o for c in saved["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    live = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+    hints = [
+        o for o in outputs if "run this cell again" in str(o.get("data", {}).get("text/plain"))
+    ]
+    if live or not hints:
+        raise Failure(f"{nb}: saved with {len(live)} widget outputs and {len(hints)} hints")
+    page.goto(f"http://127.0.0.1:{port}/lab/tree/{nb}?token={token}")
+    page.wait_for_function(
+        f"() => {CURRENT} && {CURRENT}.context && {CURRENT}.context.isReady"
+        f" && {CURRENT}.context.path === {json.dumps(nb)}"
+        f" && {CURRENT}.sessionContext.session?.kernel?.status === 'idle'",
+        timeout=180_000,
+    )  # a fresh kernel, started and idle: closing it sooner cancels the lab's own requests
+    page.wait_for_timeout(2000)
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.get_by_text("run this cell again").first.wait_for(timeout=60_000)
+    broken = panel.get_by_text("Error displaying widget").count()
+    if broken:
+        raise Failure(f"{nb}: reopened, {broken} widget(s) show 'Error displaying widget'")
+    return f"reopened: {len(hints)} widget outputs say to run the cell again, no widget errors"
+
+
 def check_cells(nb: str, model: dict) -> int:
     code = [c for c in model["cells"] if c["cell_type"] == "code"]
     not_run = [i for i, c in enumerate(code) if c.get("execution_count") is None]
@@ -339,15 +380,10 @@ def drive(port: int, token: str, shots: Path) -> list[str]:
                 f"{nb}: {n} code cells ran, {widgets} widget views, moved a {kind}, "
                 f"{time.perf_counter() - t0:.0f} s"
             )
-            page.evaluate(
-                "async () => await window.jupyterapp.commands.execute('application:close-all')"
-            )  # its widgets go with its tab
-            page.evaluate(
-                """async (t) => { for (const s of await (await fetch(
-                `/api/sessions?token=${t}`)).json()) await fetch(
-                `/api/sessions/${s.id}?token=${t}`, {method: "DELETE"}); }""",
-                token,
-            )
+            close_all(page, token)  # its widgets go with its tab and its kernel
+            report.append(f"{nb}: " + check_reopened(page, nb, port, token))
+            page.screenshot(path=str(shots / f"{stem}-reopened.png"), full_page=True)
+            close_all(page, token)
         browser.close()
     if foreign:
         raise Failure(f"requests left the lab: {sorted(set(foreign))[:5]}")
