@@ -5,9 +5,9 @@ every layer. When another program keeps a core busy, the thread that shares that
 and every step waits for it: one-prompt decoding fell from 19.6 to 5.8 tokens/s with one core
 busy (`benchmarks/bench_threads.py`, 2 cores). Using only the free cores keeps it at the speed
 of one core (13.6 tokens/s), and on an idle machine nothing changes (both cores, full speed).
-An earlier version gave a single-sequence decode step one thread always; on this machine that
-cost a third of the idle speed (13.5 vs 19.6 tokens/s), so the rule is now the same for every
-forward pass. The benchmark prints the comparison on your machine.
+The rule is the same for every forward pass: giving a one-sequence decode step a single thread
+always would cost a third of the idle speed here (13.5 vs 19.6 tokens/s). The benchmark prints
+the comparison on your machine.
 
 Covers:
 - ``thread_cap()``: the most threads llmlab uses: ``LLMLAB_THREADS`` or ``OMP_NUM_THREADS`` if
