@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from llmlab.decoding.fast_generation import fast_generate
 from llmlab.decoding.generation import generate
 from llmlab.runtime.models import load_lm
 from llmlab.tool_use.calling import make_constraint
@@ -81,7 +82,9 @@ def run(lm, messages, choice: str, mode) -> tuple[float, float, list[int]]:
     constraint = make_constraint(lm, TOOLS, choice, mode)
     timed = Timed(constraint) if constraint is not None else None
     t0 = time.perf_counter()
-    gen = generate(lm, messages, max_new_tokens=64, chat=True, n_candidates=1, constraint=timed)
+    gen = fast_generate(
+        lm, messages, max_new_tokens=64, chat=True, n_candidates=1, constraint=timed
+    )
     return time.perf_counter() - t0, timed.seconds if timed else 0.0, gen.token_ids
 
 

@@ -5,6 +5,8 @@
 All runs are greedy on the same prompt for the same number of new tokens, and are checked to
 produce the same tokens. Runs are interleaved and the best of ``--repeats`` is reported, so a
 busy neighbour on the machine disturbs every contender alike. Goal: llmlab / transformers >= 0.8.
+``fast_generate`` (the plain loop's optimised twin, with none of its extras on) runs alongside:
+the same tokens, and it should cost the same.
 The last part repeats the cache/no-cache comparison with a long prompt, where re-reading the
 past every step costs the most.
 """
@@ -18,6 +20,7 @@ import time
 import torch
 
 from llmlab.decoding.chat_template import encode_prompt
+from llmlab.decoding.fast_generation import fast_generate
 from llmlab.decoding.generation import generate
 from llmlab.runtime.models import load_lm
 
@@ -64,19 +67,22 @@ def main() -> None:
     generate(lm, ids, max_new_tokens=4)  # warm up
     hf_generate(lm, ids, 4)
 
-    ours = hf = 0.0
-    ours_ids = hf_ids = []
-    for _ in range(args.repeats):  # interleave so both see the same machine load
+    ours = hf = twin = 0.0
+    ours_ids = hf_ids = twin_ids = []
+    for _ in range(args.repeats):  # interleave so all see the same machine load
         r, ours_ids = best_rate(lambda: generate(lm, ids, max_new_tokens=n).token_ids)
         ours = max(ours, r)
         r, hf_ids = best_rate(lambda: hf_generate(lm, ids, n))
         hf = max(hf, r)
-    assert ours_ids == hf_ids, "llmlab and transformers disagree"
+        r, twin_ids = best_rate(lambda: fast_generate(lm, ids, max_new_tokens=n).token_ids)
+        twin = max(twin, r)
+    assert ours_ids == hf_ids == twin_ids, "llmlab, its twin and transformers disagree"
     no_cache, nc_ids = best_rate(
         lambda: generate(lm, ids, max_new_tokens=n, use_cache=False).token_ids,
     )
     assert nc_ids == ours_ids
     print(f"llmlab generate (KV cache)     {ours:7.1f} tokens/s")
+    print(f"llmlab fast_generate (twin)    {twin:7.1f} tokens/s")
     print(f"transformers generate          {hf:7.1f} tokens/s")
     print(f"llmlab generate (no KV cache)  {no_cache:7.1f} tokens/s")
     print(f"ratio llmlab / transformers    {ours / hf:7.2f}   (goal >= 0.8)")

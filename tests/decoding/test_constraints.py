@@ -10,6 +10,7 @@ import pytest
 import regex
 
 from llmlab.decoding.constraints import ConstraintError, GrammarConstraint, RegexConstraint
+from llmlab.decoding.fast_generation import fast_generate
 from llmlab.decoding.generation import generate
 from llmlab.tool_use.grammar import (
     json_schema_regex,
@@ -176,7 +177,7 @@ PROMPTS = [
 @pytest.mark.slow
 def test_greedy_constrained_output_validates(lm):
     for prompt in PROMPTS:
-        gen = generate(
+        gen = fast_generate(
             lm, prompt, chat=True, max_new_tokens=60, constraint=GrammarConstraint(lm, schema=CITY)
         )
         assert gen.stop_reason == "constraint", gen.text
@@ -186,7 +187,7 @@ def test_greedy_constrained_output_validates(lm):
 
 
 def test_sampled_constrained_output_validates_and_a_free_constraint_changes_nothing(lm):
-    gen = generate(
+    gen = fast_generate(
         lm,
         PROMPTS[0],
         chat=True,
@@ -198,7 +199,7 @@ def test_sampled_constrained_output_validates_and_a_free_constraint_changes_noth
     jsonschema.validate(json.loads(gen.text), CITY)
     anything = GrammarConstraint(lm, grammar="start: /(?s:.*)/\n")
     assert (
-        generate(lm, PROMPTS[1], chat=True, max_new_tokens=10, constraint=anything).token_ids
+        fast_generate(lm, PROMPTS[1], chat=True, max_new_tokens=10, constraint=anything).token_ids
         == generate(lm, PROMPTS[1], chat=True, max_new_tokens=10).token_ids
     )
 
@@ -225,7 +226,9 @@ def test_jump_forward_writes_the_same_tokens_as_one_pass_per_token(lm):
 
     def call(use_cache: bool):
         c = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, NAMED), forcing=True)
-        return generate(lm, prompt, chat=True, max_new_tokens=40, constraint=c, use_cache=use_cache)
+        return fast_generate(
+            lm, prompt, chat=True, max_new_tokens=40, constraint=c, use_cache=use_cache
+        )
 
     fast, slow = call(True), call(False)
     assert fast.token_ids == slow.token_ids and fast.stop_reason == slow.stop_reason

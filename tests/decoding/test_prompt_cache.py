@@ -1,9 +1,11 @@
-"""llmlab.decoding.prompt_cache: a reused prefix gives the same answer as reading the prompt whole."""
+"""llmlab.decoding.prompt_cache: a reused prefix gives the same answer as reading the prompt whole
+(``fast_generate`` with the cache = the plain loop ``generate`` without it)."""
 
 from __future__ import annotations
 
 import pytest
 
+from llmlab.decoding.fast_generation import fast_generate
 from llmlab.decoding.generation import generate
 from llmlab.decoding.kv_cache import cache_length
 from llmlab.decoding.prompt_cache import PromptCache, common_prefix
@@ -30,9 +32,9 @@ def test_bad_size_is_refused():
 
 def test_a_later_turn_reuses_the_earlier_prompt_and_answers_the_same(lm):
     cache = PromptCache()
-    first = generate(lm, CHAT, chat=True, max_new_tokens=8, prompt_cache=cache)
+    first = fast_generate(lm, CHAT, chat=True, max_new_tokens=8, prompt_cache=cache)
     plain = generate(lm, LATER, chat=True, max_new_tokens=12)
-    cached = generate(lm, LATER, chat=True, max_new_tokens=12, prompt_cache=cache)
+    cached = fast_generate(lm, LATER, chat=True, max_new_tokens=12, prompt_cache=cache)
     shared = common_prefix(first.prompt_ids, cached.prompt_ids)
     assert cache.stats.reused_tokens >= shared - 1 > 20  # the whole first prompt, not re-read
     assert cached.token_ids == plain.token_ids  # same greedy answer as reading it whole
@@ -45,9 +47,9 @@ def test_a_later_turn_reuses_the_earlier_prompt_and_answers_the_same(lm):
 
 def test_lookup_misses_unrelated_prompts_and_evicts_the_oldest(lm):
     cache = PromptCache(max_entries=1, min_reuse=1)
-    chat_ids = generate(lm, CHAT, chat=True, max_new_tokens=1, prompt_cache=cache).prompt_ids
+    chat_ids = fast_generate(lm, CHAT, chat=True, max_new_tokens=1, prompt_cache=cache).prompt_ids
     assert cache.lookup(lm.model, [5, 6, 7, 8]) == (0, None)  # nothing in common
-    story = generate(lm, "Once upon a time", max_new_tokens=1, prompt_cache=cache).prompt_ids
+    story = fast_generate(lm, "Once upon a time", max_new_tokens=1, prompt_cache=cache).prompt_ids
     assert [ids for ids, _ in cache.entries] == [story]  # one entry: the chat was evicted
     assert cache.lookup(lm.model, chat_ids)[0] == 0
     n, kv = cache.lookup(lm.model, story + [11, 12])

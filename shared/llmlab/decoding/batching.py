@@ -9,20 +9,25 @@ Covers:
   keys/values copied to every row: only each row's own tokens are read in the batch. A row that
   hits end-of-sequence (or a ``stop`` string) is done; finished rows leave the batch once a
   quarter are done; the batch stops when all are.
+- ``constraints=``: one constraint per row (``llmlab.decoding.constraints``, or None for a free
+  row), e.g. 24 tool calls each held to the call grammar: at every step, each row's forbidden
+  tokens get score -inf before the choice (what a logits processor does for transformers'
+  ``generate``), and a row whose constraint is complete is done (stop_reason "constraint").
 - ``sample_many``: n continuations of one prompt, drawn side by side as one batch.
 
 Why: decoding is memory-bound on a CPU, so a step over 16 rows costs little more than over one;
 a batch is many times faster than a loop. Reading prompts is compute-bound: there, what saves
 time is reading less (the shared beginning once).
 
-Leaves out: penalties (repetition/frequency/presence: ``generate`` has them), candidates per
-step, constraints, continuous batching (rows joining a running batch; see ``llmlab.serve.worker``).
+Leaves out: penalties (repetition/frequency/presence) and jump-forward (one prompt at a time:
+``llmlab.decoding.fast_generation``), candidates per step, continuous batching (rows joining a
+running batch; see ``llmlab.serve.worker``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmlab.decoding.chat_template import Prompt, encode_prompt, stop_token_ids
 from llmlab.decoding.context_window import ContextWindowError, check_fits
@@ -31,6 +36,8 @@ from llmlab.decoding.kv_cache import cached_forward, select_rows
 from llmlab.decoding.sampling import check_settings, entropies, random_stream, sampling_distribution
 
 if TYPE_CHECKING:
+    import torch
+
     from llmlab.runtime.models import LM
 
 
@@ -54,9 +61,12 @@ def generate_batch(
     seed: int | None = None,
     chat: bool = False,
     stop: str | Sequence[str] = (),
+    constraints: Sequence[Any] | None = None,
 ) -> list[Generation]:
     """``generate`` for many prompts at once (see the module docstring). Same prompts and ``seed``
-    give the same list. Steps are recorded without candidates."""
+    give the same list. Steps are recorded without candidates. ``constraints``: None, or one
+    constraint (or None) per prompt; row i then writes what ``fast_generate(...,
+    constraint=constraints[i])`` writes without jump-forward."""
     import torch
 
     check_settings(temperature, top_k, top_p, min_p, max_new_tokens)
@@ -64,6 +74,13 @@ def generate_batch(
         raise ValueError("prompts must be a list of prompts; for a single prompt use generate().")
     if not prompts:
         raise ValueError("prompts is empty: give at least one prompt.")
+    if constraints is not None and (
+        isinstance(constraints, str) or len(constraints) != len(prompts)
+    ):
+        raise ValueError(
+            f"constraints must be a list with one constraint (or None) per prompt: "
+            f"{len(prompts)} prompts, got {constraints!r:.80}."
+        )
     rows = [encode_prompt(lm, p, chat=chat) for p in prompts]
     for i, ids in enumerate(rows):
         try:
@@ -97,10 +114,11 @@ def generate_batch(
         )
         logits = out.logits[:, -1].float()  # (b, V): one row per active prompt
         probs = torch.softmax(logits, dim=-1)  # (b, V)
+        scores = logits if constraints is None else mask_rows(logits, active, constraints, reason)
         if temperature == 0:
-            nxt, dist = logits.argmax(-1), None  # (b,)
+            nxt, dist = scores.argmax(-1), None  # (b,)
         else:
-            dist = sampling_distribution(logits, temperature, top_k, top_p, min_p)  # (b, V)
+            dist = sampling_distribution(scores, temperature, top_k, top_p, min_p)  # (b, V)
             nxt = torch.multinomial(dist, 1, generator=rng)[:, 0]  # (b,)
         bits = entropies(probs).tolist()  # (b,) one pass for every row
         for j, (row, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
@@ -111,10 +129,14 @@ def generate_batch(
                 record_step(lm, probs[j], token, None if dist is None else dist[j], 0, bits[j])
             )
             texts[row] = stop_text(lm, new[row], stop) if stop else None
+            if constraints is not None and constraints[row] is not None:
+                constraints[row].advance(token)
             if token in stop_ids:
                 reason[row] = "eos"
             elif texts[row] is not None:
                 reason[row] = "stop"
+            elif constraints is not None and constraints[row] is not None and constraints[row].done:
+                reason[row] = "constraint"
         going = [j for j, row in enumerate(active) if reason[row] == "length"]
         if not going:
             break
@@ -129,16 +151,30 @@ def generate_batch(
 
     return [
         Generation(
-            ids,
-            texts[i]
+            token_ids=ids,
+            text=texts[i]
             if texts[i] is not None
             else lm.tokenizer.decode(ids, skip_special_tokens=True),
-            steps[i],
+            steps=steps[i],
             prompt_ids=rows[i],
             stop_reason=reason[i],
         )
         for i, ids in enumerate(new)
     ]
+
+
+def mask_rows(
+    logits: torch.Tensor, active: Sequence[int], constraints: Sequence[Any], reason: Sequence[str]
+) -> torch.Tensor:
+    """``logits`` ``(b, V)`` with each live row's forbidden tokens at -inf (rows in ``active``
+    order; a row with no constraint, or already done, is left as it is)."""
+    import torch
+
+    allowed = torch.ones_like(logits, dtype=torch.bool)  # (b, V)
+    for j, row in enumerate(active):
+        if constraints[row] is not None and reason[row] == "length":
+            allowed[j] = torch.from_numpy(constraints[row].allowed())  # (V,) bool
+    return logits.masked_fill(~allowed, float("-inf"))
 
 
 def sample_many(

@@ -8,7 +8,8 @@ end-of-turn tokens, a default system prompt if the model has one, and the cue
 Covers:
 - ``encode_prompt``: the ids for a prompt given as text, as messages, or as ids already.
 - ``chat_text`` / ``chat_token_ids`` / ``count_chat_tokens``: the template's text, ids, length.
-- ``message_token_costs``: what each message adds; ``check_messages``: the one message check.
+- ``message_token_costs``: what each message adds; ``check_message_list``: the chat's shape only
+  (a list of role/content dicts; roles and content types are the chat backends' job).
 - ``stop_token_ids``: the ids that end an answer; ``chat_parts``: the template around one message.
 
 Leaves out: tool/function-call templates and multi-modal messages.
@@ -27,8 +28,8 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 Prompt = str | Sequence[Message] | Sequence[int]
 
 
-def check_messages(messages: Sequence[Message]) -> list[Message]:
-    """The messages as a list, or a ``ValueError`` saying what a message must look like."""
+def check_message_list(messages: Sequence[Message]) -> list[Message]:
+    """The messages as a list of role/content dicts, or a ``ValueError`` saying what one looks like."""
     if isinstance(messages, str | dict):
         raise ValueError('A chat is a list of messages like [{"role": "user", "content": "Hi"}].')
     msgs = list(messages)
@@ -47,7 +48,7 @@ def chat_text(lm: LM, messages: Prompt, add_generation_prompt: bool = True) -> s
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     return lm.tokenizer.apply_chat_template(
-        check_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        check_message_list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
     )
 
 
@@ -55,7 +56,7 @@ def chat_token_ids(
     lm: LM, messages: Sequence[Message], add_generation_prompt: bool = True
 ) -> list[int]:
     """The token ids the model reads for this chat: template, special tokens and all."""
-    text = chat_text(lm, check_messages(messages), add_generation_prompt)
+    text = chat_text(lm, check_message_list(messages), add_generation_prompt)
     return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -73,7 +74,7 @@ def message_token_costs(lm: LM, messages: Sequence[Message]) -> list[int]:
     The first entry also carries anything the template puts before it (e.g. a default system
     prompt). ``sum(costs) == count_chat_tokens(lm, messages, add_generation_prompt=False)``.
     """
-    msgs = check_messages(messages)
+    msgs = check_message_list(messages)
     costs, before = [], 0
     for i in range(1, len(msgs) + 1):
         now = count_chat_tokens(lm, msgs[:i], add_generation_prompt=False)

@@ -1,14 +1,14 @@
 """Constrained decoding: at every step, forbid the tokens that would make the output invalid.
 
 A *constraint* says which tokens may come next so the text stays in a language (a regex, a JSON
-schema, a grammar); ``generate(..., constraint=c)`` gives the others score -inf before choosing.
+schema, a grammar); ``fast_generate(..., constraint=c)`` gives the others score -inf before choosing.
 Protocol: ``.allowed() -> np.ndarray`` (bool ``(V,)``), ``.advance(token_id)``, ``.done``,
 ``.reset()``.
 
 - ``RegexConstraint(lm, pattern)``: the idea by hand (``regex`` partial matching; slow, see why).
 - ``GrammarConstraint(lm, schema=... | grammar=...)``: the same masks from llguidance (Rust).
   ``forcing=True``: where the grammar allows one text only (``{"name": "``), llguidance allows
-  only that text's own tokens, one token per step, so ``generate`` writes them all in one pass.
+  only that text's own tokens, one token per step, so ``fast_generate`` writes them all in one pass.
 - ``json_rule``: a JSON schema as a Lark rule for llguidance, laid out like ``json.dumps``
   (", " and ": "), the layout the hand-written regexes use too.
 - The language of tool calls (what to constrain *to*) is ``llmlab.tool_use.grammar``.
@@ -185,7 +185,7 @@ class GrammarConstraint:
     ``forcing=False`` (default): every token that keeps the text valid is allowed, the same masks
     as ``RegexConstraint``. ``forcing=True``: a text the grammar forces may only be written in
     its canonical tokens (what the tokenizer would write), so the mask there allows ONE token and
-    ``generate`` writes such runs in one pass: on a tool call about half the tokens
+    ``fast_generate`` writes such runs in one pass: on a tool call about half the tokens
     (``tool_calling.make_constraint`` uses it; serving engines do the same).
     """
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmlab.decoding.chat_template import Message, chat_parts, check_messages, count_chat_tokens
+from llmlab.decoding.chat_template import Message, chat_parts, check_message_list, count_chat_tokens
 from llmlab.decoding.kv_cache import cache_tensors, cached_forward, make_cache, random_cache
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def truncate_chat(
     The kept history never starts with an assistant message. Raises ``ContextWindowError`` if
     even the pinned messages do not fit.
     """
-    msgs = check_messages(messages)
+    msgs = check_message_list(messages)
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}.")
     if reserve < 0:
@@ -169,7 +169,8 @@ def decode_seconds(lm: LM, contexts: Sequence[int], rounds: int = 5, seed: int =
     import torch
 
     sizes = _check_sizes(contexts, rounds)
-    kvs = {n: cache_tensors(random_cache(lm.model, n, seed)) for n in sizes}
+    dtype = getattr(lm.model, "dtype", None)  # a bfloat16 model needs a bfloat16 cache
+    kvs = {n: cache_tensors(random_cache(lm.model, n, seed, dtype=dtype)) for n in sizes}
     best = {n: float("inf") for n in sizes}
     x = torch.tensor([[1000]])  # (1, 1): one new token
     for n in sizes:  # warm-up, not counted

@@ -3,20 +3,23 @@
 Covers:
 - ``next_token_logits`` / ``next_token_probs``: one forward pass, the scores at the last
   position, softmax -> a probability for every token of the vocabulary.
-- ``generate``: the loop written out for one prompt -- forward, pick a token, append, repeat --
-  with a KV cache (``llmlab.decoding.kv_cache``), the sampling pipeline of ``llmlab.decoding.sampling``, a private
-  seeded random stream, stop at end-of-sequence (or a stop string), and a ``Step`` per token.
-  ``constraint=`` (``llmlab.decoding.constraints``) forbids, at each step, the tokens that would break a
-  regex/schema/grammar.
-- ``record_step`` / ``stop_text``: the record of one chosen token; a text cut at a stop string
-  (shared with ``llmlab.decoding.batching``, where many prompts are generated at once).
+- ``generate``: the loop for one prompt, plain enough to read in one sitting -- forward, pick a
+  token, append, repeat -- with a KV cache (``llmlab.decoding.kv_cache``), the sampling knobs
+  of ``llmlab.decoding.sampling``, a private seeded random stream, stop at end-of-sequence (or
+  a stop string), and a ``Step`` per token. This is the loop next-token-prediction.ipynb writes.
+- ``record_step`` / ``stop_text`` / ``check_candidates``: the record of one chosen token; a
+  text cut at a stop string; the one check of ``n_candidates`` (shared with
+  ``llmlab.decoding.fast_generation`` and ``llmlab.decoding.batching``).
 - ``token_surprisals`` / ``perplexity``: how surprised the model is by a text.
-- ``check_fits`` / ``ContextWindowError`` (from ``llmlab.decoding.context_window``, importable from here
-  too): every function refuses a request longer than the context window and says what to cut.
+- Every function refuses a request longer than the context window and says what to cut
+  (``check_fits`` / ``ContextWindowError``, from ``llmlab.decoding.context_window``).
 
-Leaves out: beam search, speculative decoding, streaming callbacks and GPU/half precision.
-Greedy output equals transformers' ``generate(do_sample=False)``; sampled outputs match it only
-in distribution (the random numbers are drawn differently).
+Leaves out: what serving engines add to the loop -- constraints with jump-forward, a prompt
+cache, repetition/frequency/presence penalties -- which ``fast_generation.fast_generate`` adds
+beside this loop (tested to write the same tokens), many prompts at once
+(``llmlab.decoding.batching``), beam search, speculative decoding, streaming callbacks and
+GPU/half precision. Greedy output equals transformers' ``generate(do_sample=False)``; sampled
+outputs match it only in distribution (the random numbers are drawn differently).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from llmlab.decoding.chat_template import Prompt, encode_prompt, stop_token_ids
 from llmlab.decoding.context_window import check_fits
 from llmlab.decoding.kv_cache import cached_forward
 from llmlab.decoding.sampling import (
-    apply_penalties,
     apply_temperature,
     check_settings,
     entropy,
@@ -114,7 +116,12 @@ def top_candidates(lm: LM, probs: torch.Tensor, k: int, keep: Any = None) -> lis
 
     top = torch.topk(probs, min(k, probs.shape[-1]))
     return [
-        Candidate(lm.tokenizer.decode([i]), i, float(p), True if keep is None else bool(keep[i]))
+        Candidate(
+            token=lm.tokenizer.decode([i]),
+            token_id=i,
+            prob=float(p),
+            kept=True if keep is None else bool(keep[i]),
+        )
         for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
     ]
 
@@ -128,13 +135,19 @@ def record_step(
     candidates = top_candidates(lm, probs, n_candidates, keep) if n_candidates else []
     sampled = 1.0 if dist is None else float(dist[token])
     return Step(
-        token,
-        lm.tokenizer.decode([token]),
-        float(probs[token]),
-        candidates,
-        entropy(probs) if bits is None else bits,
-        sampled,
+        token_id=token,
+        token=lm.tokenizer.decode([token]),
+        prob=float(probs[token]),
+        candidates=candidates,
+        entropy=entropy(probs) if bits is None else bits,
+        sampled_prob=sampled,
     )
+
+
+def check_candidates(n_candidates: int) -> None:
+    """Raise ``ValueError`` unless ``n_candidates`` (candidates recorded per step) is an int >= 1."""
+    if not isinstance(n_candidates, int) or n_candidates < 1:
+        raise ValueError(f"n_candidates must be an integer >= 1, got {n_candidates!r}.")
 
 
 def stop_text(lm: LM, ids: list[int], stop: str | Sequence[str]) -> str | None:
@@ -154,124 +167,58 @@ def generate(
     min_p: float | None = None,
     seed: int | None = None,
     chat: bool = False,
-    repetition_penalty: float | None = None,
-    frequency_penalty: float = 0.0,
-    presence_penalty: float = 0.0,
     use_cache: bool = True,
     n_candidates: int = 10,
     stop: str | Sequence[str] = (),
-    constraint: Any = None,
-    prompt_cache: Any = None,
 ) -> Generation:
-    """Write up to ``max_new_tokens`` tokens after ``prompt``, one forward pass per token.
+    """Write up to ``max_new_tokens`` tokens after ``prompt``: forward, pick, append, repeat.
 
-    ``temperature=0`` is greedy (always the most likely token). Otherwise the next token is drawn
-    from ``sampling_distribution`` with a private ``torch.Generator``: the same ``seed`` gives the
-    same text. ``use_cache=False`` re-reads the whole sequence every step (slow; for comparison).
-    ``stop``: strings that end the answer (the text is cut before them).
-    ``constraint``: an object with ``.allowed()`` (bool ``(V,)``), ``.advance(token_id)`` and
-    ``.done`` (``llmlab.decoding.constraints``). Forbidden tokens get score -inf *before* choosing (greedy
-    or sampled; ``Step.prob`` still shows the model's own belief), the chosen token is passed to
-    ``advance``, and generation ends with stop_reason "constraint" once ``done`` is True, or
-    "eos" if the model (allowed to) wrote end-of-sequence first.
-    ``prompt_cache``: a ``llmlab.decoding.prompt_cache.PromptCache``; the longest prefix of the prompt it
-    holds is not read again (an agent's next step re-sends everything before its new turns).
+    ``temperature=0`` is greedy (always the most likely token); otherwise the token is drawn from
+    ``sampling_distribution`` with a private random stream: the same ``seed``, the same text.
+    ``use_cache=False`` re-reads the whole sequence every step (slow; for comparison). ``stop``:
+    strings that end the answer (the text is cut before them). Constraints, penalties and a
+    prompt cache: ``llmlab.decoding.fast_generation.fast_generate`` (the same loop, plus those).
     """
     import torch
 
-    check_settings(
-        temperature,
-        top_k,
-        top_p,
-        min_p,
-        max_new_tokens,
-        repetition_penalty,
-        frequency_penalty,
-        presence_penalty,
-    )
-    if not isinstance(n_candidates, int) or n_candidates < 1:
-        raise ValueError(f"n_candidates must be an integer >= 1, got {n_candidates!r}.")
+    check_settings(temperature, top_k, top_p, min_p, max_new_tokens)
+    check_candidates(n_candidates)
     prompt_ids = encode_prompt(lm, prompt, chat=chat)
-    check_fits(lm, len(prompt_ids), max_new_tokens)
+    check_fits(lm, len(prompt_ids), max_new_tokens)  # prompt + answer must fit in the window
     stop_ids, rng = stop_token_ids(lm), random_stream(seed)
 
-    ids = list(prompt_ids)  # everything so far: prompt + new tokens
-    new_ids: list[int] = []
-    steps: list[Step] = []
-    cache = None  # keys/values of every token already read, one entry per layer
-    reused = 0  # prompt tokens whose keys/values come from ``prompt_cache``
-    if prompt_cache is not None and use_cache:
-        reused, cache = prompt_cache.lookup(lm.model, prompt_ids)
-    feed = torch.tensor(
-        [prompt_ids[reused:]]
-    )  # (1, T): the first pass reads the (rest of the) prompt
+    ids, new_ids, steps = list(prompt_ids), [], []  # prompt + new tokens; new tokens; records
+    cache, feed = None, torch.tensor([prompt_ids])  # (1, T): the first pass reads the prompt
     stop_reason, text = "length", None
-    # Jump-forward: where the constraint allows exactly one token, it is written without asking
-    # the model, and all such tokens are read in ONE pass with the next chosen one (greedy only).
-    jump = constraint is not None and use_cache and temperature == 0 and not stop
-    forced: list[int] = []  # forced tokens in `feed` whose steps this pass's logits complete
-    while True:
-        if use_cache:  # feed only what the cache has not seen; it now holds all of `ids`
-            out, cache = cached_forward(lm.model, feed, cache, logits_to_keep=len(forced) + 1)
-            if prompt_cache is not None and len(ids) == len(prompt_ids):
-                prompt_cache.store(prompt_ids, cache)  # the prompt, read: reusable next time
+    while len(new_ids) < max_new_tokens:
+        if use_cache:  # feed only what the cache has not seen; it then holds all of `ids`
+            out, cache = cached_forward(lm.model, feed, cache, logits_to_keep=1)
         else:  # no memory: read the whole sequence again
             with torch.inference_mode(), use_threads(len(ids)):
                 out = lm.model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
-        for i, token in enumerate(forced):  # (V,) the model's belief in each forced token
-            steps.append(
-                record_step(
-                    lm, torch.softmax(out.logits[0, i].float(), -1), token, None, n_candidates
-                )
-            )
-        if forced and (constraint.done or len(new_ids) >= max_new_tokens):
-            stop_reason = "constraint" if constraint.done else "length"
-            break
-        forced = []
-        logits = out.logits[0, -1].float()  # (V,) scores for the next token
+        logits = out.logits[0, -1].float()  # (V,) a score for every token of the vocabulary
         probs = torch.softmax(logits, dim=-1)  # (V,) what the model believes
-
-        scores = apply_penalties(
-            logits, ids, new_ids, repetition_penalty, frequency_penalty, presence_penalty
-        )
-        if constraint is not None:  # forbidden tokens can never be chosen
-            allowed = torch.from_numpy(constraint.allowed())  # (V,) bool
-            scores = scores.masked_fill(~allowed, float("-inf"))
         if temperature == 0:
-            next_id, dist = int(scores.argmax()), None
+            next_id, dist = int(logits.argmax()), None  # greedy: the most likely token
         else:
-            dist = sampling_distribution(scores, temperature, top_k, top_p, min_p)  # (V,)
-            next_id = int(torch.multinomial(dist, 1, generator=rng))
-
+            dist = sampling_distribution(logits, temperature, top_k, top_p, min_p)  # (V,)
+            next_id = int(torch.multinomial(dist, 1, generator=rng))  # roll the dice
         steps.append(record_step(lm, probs, next_id, dist, n_candidates))
         ids.append(next_id)
         new_ids.append(next_id)
-        if constraint is not None:
-            constraint.advance(next_id)
         if next_id in stop_ids:
             stop_reason = "eos"
             break
         if stop and (text := stop_text(lm, new_ids, stop)) is not None:
             stop_reason = "stop"
             break
-        if constraint is not None and constraint.done:
-            stop_reason = "constraint"
-            break
-        if len(new_ids) >= max_new_tokens:
-            break
-        while jump and len(new_ids) < max_new_tokens and not constraint.done:
-            allowed = constraint.allowed()  # (V,) bool
-            if allowed.sum() != 1 or int(allowed.argmax()) in stop_ids:
-                break
-            forced.append(int(allowed.argmax()))
-            ids.append(forced[-1])
-            new_ids.append(forced[-1])
-            constraint.advance(forced[-1])
-        feed = torch.tensor([[next_id, *forced]])  # (1, 1 + forced): the cache has the rest
+        feed = torch.tensor([[next_id]])  # (1, 1): next time, only the new token is read
 
     if text is None:
         text = lm.tokenizer.decode(new_ids, skip_special_tokens=True)
-    return Generation(new_ids, text, steps, prompt_ids=list(prompt_ids), stop_reason=stop_reason)
+    return Generation(
+        token_ids=new_ids, text=text, steps=steps, prompt_ids=prompt_ids, stop_reason=stop_reason
+    )
 
 
 def token_surprisals(lm: LM, text: str | Sequence[int]) -> list[tuple[str, float]]:

@@ -112,8 +112,13 @@ def select_rows(model_or_config: Any, cache: Any, rows: Sequence[int]) -> Any:
     return make_cache(model_or_config, [(k[index], v[index]) for k, v in cache_tensors(cache)])
 
 
-def random_cache(model_or_config: Any, n_tokens: int, seed: int = 0, batch_size: int = 1) -> Any:
-    """A cache of ``n_tokens`` random keys/values: the shape and cost of a real one."""
+def random_cache(
+    model_or_config: Any, n_tokens: int, seed: int = 0, batch_size: int = 1, dtype: Any = None
+) -> Any:
+    """A cache of ``n_tokens`` random keys/values: the shape and cost of a real one.
+
+    ``dtype``: the keys' and values' type (default float32); a bfloat16 model needs bfloat16.
+    """
     import torch
 
     if not isinstance(n_tokens, int) or n_tokens < 1:
@@ -122,7 +127,10 @@ def random_cache(model_or_config: Any, n_tokens: int, seed: int = 0, batch_size:
     g = torch.Generator().manual_seed(seed)
     shape = (batch_size, cfg.n_kv_head, n_tokens, cfg.head_dim)  # (B, kv_heads, T, head_dim)
     kvs = [
-        (torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+        (
+            torch.randn(shape, generator=g).to(dtype or torch.float32),
+            torch.randn(shape, generator=g).to(dtype or torch.float32),
+        )
         for _ in range(cfg.n_layer)
     ]
     return make_cache(model_or_config, kvs)

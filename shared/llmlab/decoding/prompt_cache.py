@@ -11,7 +11,7 @@ read what is new. ``PromptCache`` does the same for the local model:
     ...; print(cache.stats())                    # tokens read vs tokens reused
 
 ``lookup`` finds the stored prompt sharing the longest prefix with a new prompt and returns a cache
-holding that prefix; ``generate`` then feeds only the rest. ``store`` keeps a prompt's cache right
+holding that prefix; ``fast_generate`` then feeds only the rest. ``store`` keeps a prompt's cache right
 after it was read (before any answer token). Stored tensors are shared, not copied: generation
 appends with ``torch.cat``, which makes new tensors, so a stored entry never changes.
 
