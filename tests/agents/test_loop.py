@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from llmlab.agents.loop import AgentRun, Budget, run_agent, trim_messages
+from llmlab.agents.loop import (
+    ANSWER_NOW,
+    AgentRun,
+    Budget,
+    RunRecord,
+    run_agent,
+    trim_messages,
+)
 from llmlab.chat.records import ChatResult, Usage
 from llmlab.tool_use.calling import ToolChatResult
 from llmlab.tool_use.text_format import ToolCallParseError, parse_tool_calls, render_messages
@@ -70,6 +77,8 @@ class ScriptedChat:
         )
         self.seen: list[list[dict]] = []
         self.choices: list = []  # the tool_choice of each call
+        self.allowed: list = []  # the tools the decoder was allowed to write, each call
+        self.shown: list = []  # the names of the tools in the prompt, each call
 
     def complete_with_tools(self, messages, tools, **kwargs) -> ToolChatResult:
         if self.fail is not None:
@@ -77,6 +86,8 @@ class ScriptedChat:
         time.sleep(self.delay)
         self.seen.append([dict(m) for m in messages])
         self.choices.append(kwargs.get("tool_choice"))
+        self.allowed.append(kwargs.get("allowed"))
+        self.shown.append([t.name for t in tools])
         raw = self.replies.pop(0) if self.replies else "I give up."
         try:
             text, calls = parse_tool_calls(raw)
@@ -235,6 +246,78 @@ def test_trim_messages_keeps_newest_and_stops_when_it_fits():
     out, n = trim_messages(msgs, count, limit=280)
     assert n == 1 and out[1]["content"].startswith("[older") and out[2]["content"] == "x" * 100
     assert msgs[1]["content"] == "x" * 100  # the input is not modified
+
+
+def test_run_record_adds_costs_checks_budgets_and_finishes():
+    rec = RunRecord(budget=Budget(max_steps=3, max_tokens=100))
+    rec.calls = 1
+    rec.add("tool", "4", tool="add", arguments={"a": 2}, tokens=60, seconds=0.5)
+    assert rec.over_budget() is None and rec.steps[0].index == 1 and rec.steps[0].ok
+    rec.add("tool", "5", tokens=50)
+    assert rec.over_budget() == "max_tokens"
+    run = rec.finish("max_tokens", [{"role": "user", "content": "q"}])
+    assert (run.tokens, run.seconds, run.stop_reason, run.answer) == (110, 0.5, "max_tokens", "")
+    again = RunRecord.resume(run, Budget(max_steps=2))
+    assert (again.calls, again.tokens, len(again.steps)) == (1, 110, 2)
+    again.calls = 2
+    assert again.over_budget() == "max_steps"
+
+
+def test_run_agent_goes_on_with_a_given_record():
+    rec = RunRecord(budget=Budget(max_steps=2))
+    rec.calls = 1
+    rec.add("tool", "searched already", tool="echo")
+    chat = ScriptedChat([call("echo", text="a"), call("echo", text="b")])
+    run = run_agent(chat, "q", TOOLS, record=rec)
+    assert run.stop_reason == "max_steps" and len(chat.seen) == 1 and len(run.steps) == 2
+    assert rec.stop_reason == "max_steps" and run.steps is rec.steps
+
+
+def test_stop_at_ends_the_run_with_the_tool_result():
+    chat = ScriptedChat([call("divide", a=10, b=4), call("final_answer", answer="x")])
+    run = run_agent(chat, "10 / 4?", TOOLS, stop_at=("divide",))
+    assert (run.stop_reason, run.answer, len(chat.seen)) == ("answer", "2.5", 1)
+
+
+def test_allowed_goes_to_the_decoder_with_final_answer():
+    chat = ScriptedChat([call("echo", text="a"), call("final_answer", answer="a")])
+    run = run_agent(chat, "q", TOOLS, allowed=[tool(echo)])
+    assert run.answer == "a"
+    assert [[t.name for t in a] for a in chat.allowed] == [["echo", "final_answer"]] * 2
+    plain = ScriptedChat([call("final_answer", answer="a")])
+    run_agent(plain, "q", TOOLS)
+    assert plain.allowed == [None]  # nothing narrowed: the decoder allows every tool shown
+
+
+def test_grounded_final_answer_comes_after_a_result_and_is_one_of_its_values():
+    chat = ScriptedChat(
+        [call("echo", text="born 1852, died 1896"), call("final_answer", answer="1852")]
+    )
+    run = run_agent(chat, "When was she born?", TOOLS, grounded=True)
+    assert (run.stop_reason, run.answer) == ("answer", "1852")
+    first, second = ({t.name: t for t in a} for a in chat.allowed)
+    assert "final_answer" not in first  # nothing returned yet: nothing to answer with
+    enum = second["final_answer"].parameters["properties"]["answer"]["enum"]
+    assert enum == ["born 1852, died 1896", "1852", "1896"]
+
+
+def test_grounded_repeat_forces_final_answer_among_the_values():
+    chat = ScriptedChat(
+        [call("echo", text="1852"), call("echo", text="1852"), call("final_answer", answer="1852")]
+    )
+    run = run_agent(chat, "q", TOOLS, grounded=True)
+    assert (run.stop_reason, run.answer) == ("answer", "1852")
+    assert [s.kind for s in run.steps] == ["tool", "error", "answer"]
+    assert chat.choices[2] == {"type": "function", "function": {"name": "final_answer"}}
+    assert chat.seen[2][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_2_0",
+        "name": "echo",
+        "content": ANSWER_NOW,
+    }
+    no_budget = ScriptedChat([call("echo", text="1852"), call("echo", text="1852")])
+    run = run_agent(no_budget, "q", TOOLS, grounded=True, budget=Budget(max_steps=2))
+    assert run.stop_reason == "loop" and run.answer == "1852"  # no call left to answer with
 
 
 @pytest.mark.slow

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llmlab.agents.loop import ACT, Budget
 from llmlab.agents.patterns import (
     PATTERNS,
+    PLAN_ITEM_CHARS,
     loop,
     no_tools,
     no_tools_batch,
     plan_and_execute,
+    plan_tool,
     react,
     reflect,
 )
+from llmlab.agents.tasks import copying_tools
 from tests.agents.test_loop import TOOLS, ScriptedChat, call
 
 NAMED = {"type": "function", "function": {"name": "make_plan"}}
@@ -78,6 +83,49 @@ def test_plan_and_execute_respects_the_step_budget():
     )
     run = plan_and_execute(chat, "q", TOOLS, budget=Budget(max_steps=2))
     assert run.stop_reason == "max_steps" and run.answer == "one" and len(chat.seen) == 2
+
+
+def plan(*steps: str) -> str:
+    items = ", ".join(f'"{s}"' for s in steps)
+    return f'<tool_call>[{{"name": "make_plan", "arguments": {{"steps": [{items}]}}}}]</tool_call>'
+
+
+def test_plan_steps_copy_the_allowed_tools_or_stay_short():
+    items = plan_tool(2, copying_tools("What is 142 × 366?")).parameters["properties"]["steps"]
+    assert items["maxItems"] == 2
+    pattern = items["items"]["pattern"]
+    for good in ("calculator: 142 × 366", "wiki_lookup: What is"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("1.1.1.1.1.1", "calculator: 51972 - 1", "search: 142"):
+        assert not re.fullmatch(pattern, bad), bad
+    assert plan_tool().parameters["properties"]["steps"]["items"]["maxLength"] == PLAN_ITEM_CHARS
+
+
+def test_plan_and_execute_shows_one_prompt_and_narrows_each_call():
+    chat = ScriptedChat(
+        [
+            plan("echo: year", "echo: year"),
+            call("echo", text="year 1852"),
+            call("final_answer", answer="1852"),
+        ]
+    )
+    run = plan_and_execute(chat, "When?", TOOLS, grounded=True)
+    assert (run.stop_reason, run.answer) == ("answer", "1852")
+    assert [s.kind for s in run.steps] == ["plan", "tool", "answer"]  # the repeated step: dropped
+    assert all(names == chat.shown[0] for names in chat.shown)  # one prompt, cached
+    assert [[t.name for t in a] for a in chat.allowed] == [
+        ["make_plan"],
+        ["divide", "echo", "page"],
+        ["final_answer"],
+    ]
+    enum = chat.allowed[2][0].parameters["properties"]["answer"]["enum"]
+    assert enum == ["year 1852", "1852"]
+
+
+def test_plan_and_execute_stops_at_a_stop_at_tool():
+    chat = ScriptedChat([plan("divide 9 by 3"), call("divide", a=9, b=3)])
+    run = plan_and_execute(chat, "9 / 3?", TOOLS, stop_at=("divide",))
+    assert (run.stop_reason, run.answer, len(chat.seen)) == ("answer", "3.0", 2)
 
 
 def verdict(correct: bool, problem: str = "") -> str:

@@ -7,12 +7,16 @@ So they can be compared on the same tasks with the same budget:
 - ``loop``: ``llmlab.agents.loop.run_agent`` as it is: every reply is a (constrained) tool call.
 - ``react``: reason + act (Yao et al., 2022): before each call the model writes one short
   thought (``run_agent(..., think_tokens=...)``), then acts. Twice the model calls per step.
-- ``plan_and_execute``: one constrained ``make_plan`` call (a list of at most 3 steps), then
-  one constrained call per plan step, then a forced ``final_answer``. The plan is fixed: no
-  re-planning when a step fails.
+- ``plan_and_execute``: one forced ``make_plan`` call (at most ``max_plan_items`` steps, each
+  "tool: argument"), one call per plan step, then a forced ``final_answer``. The plan is fixed:
+  no re-planning when a step fails. Every call shows the same tools (so a prompt cache keeps
+  matching); ``allowed`` says which one each call may make.
 - ``reflect``: run the loop (or take its finished run: ``draft=``), then a constrained
   self-critique (``verdict(correct, problem)``); if the model judges its answer wrong, one
-  retry with the critique in the chat.
+  retry with the critique in the chat, on the same budget.
+
+Each takes the loop's switches for a small model (``allowed``, ``grounded``, ``stop_at``: see
+``llmlab.agents.loop``) and keeps its accounts in one ``llmlab.agents.loop.RunRecord``.
 
 Leaves out: re-planning, multi-agent set-ups, tree search, voting over samples.
 """
@@ -20,24 +24,29 @@ Leaves out: re-planning, multi-agent set-ups, tree search, voting over samples.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from llmlab.agents.grounding import answer_tool
 from llmlab.agents.loop import (
-    FINAL_ANSWER,
+    SYSTEM,
     AgentRun,
-    AgentStep,
     Budget,
+    Guards,
+    RunRecord,
     assistant_message,
     call_key,
     check_task,
+    cost_of,
     decide,
-    over_budget,
+    named,
     run_agent,
+    run_call,
     tool_message,
+    with_final_answer,
 )
-from llmlab.tool_use.tools import Tool, check_tools, run_tool, tool
+from llmlab.tool_use.tools import Tool, ToolCall, ToolResult, tool
 
 NO_TOOLS_SYSTEM = "Answer the question. Reply with the answer only: a number, a year or a name."
 
@@ -46,14 +55,15 @@ NO_TOOLS_SYSTEM = "Answer the question. Reply with the answer only: a number, a 
 
 
 def _baseline_run(task: str, result: Any, seconds: float, system: str) -> AgentRun:
-    cost = result.usage.prompt_tokens + result.usage.completion_tokens
-    step = AgentStep(1, "answer", None, None, result.text.strip(), True, cost, seconds, result.text)
+    rec = RunRecord(calls=1)
+    text = result.text.strip()
+    rec.add("answer", text, tokens=cost_of(result), seconds=seconds, raw=result.text)
     msgs = [
         {"role": "system", "content": system},
         {"role": "user", "content": task},
         {"role": "assistant", "content": result.text},
     ]
-    return AgentRun(result.text.strip(), [step], "answer", cost, seconds, msgs)
+    return rec.finish("answer", msgs, text)
 
 
 def no_tools(
@@ -110,72 +120,116 @@ def make_plan(steps: list[str]) -> str:
     return "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
 
 
-def plan_tool(max_items: int = 3) -> Tool:
-    """``make_plan`` with 1 to ``max_items`` steps of at most 60 characters each."""
+PLAN_ITEM_CHARS = 40  # a step with no narrower rule: at most this long (no run-on plans)
+
+
+def plan_tool(max_items: int = 3, allowed: Sequence[Tool] | None = None) -> Tool:
+    """``make_plan`` with 1 to ``max_items`` steps. Each step is "tool: argument" with the
+    argument as the ``allowed`` tool's pattern admits (e.g. copied from the task), or, with no
+    such pattern, any text of at most ``PLAN_ITEM_CHARS`` characters."""
     t = tool(make_plan)
-    t.parameters["properties"]["steps"].update(minItems=1, maxItems=max_items)
-    t.parameters["properties"]["steps"]["items"]["maxLength"] = 60
+    steps = t.parameters["properties"]["steps"]
+    steps.update(minItems=1, maxItems=max_items)
+    forms = []
+    for a in allowed or []:
+        prop = next(iter(a.parameters.get("properties", {}).values()), {})
+        if "pattern" in prop:
+            forms.append(f"{a.name}: ({prop['pattern'].removeprefix('^').removesuffix('$')})")
+    if forms:
+        steps["items"]["pattern"] = "^(" + "|".join(forms) + ")$"
+    else:
+        steps["items"]["maxLength"] = PLAN_ITEM_CHARS
     return t
 
 
-PLAN_SYSTEM = (
-    "Plan how to answer the question with the tools below. Do not answer yet: list "
+PLAN_INSTRUCTION = (
+    "Plan how to answer the question with the tools. Do not answer yet: list "
     "the tool calls to make, one per step (usually one step is enough)."
 )
 
 
-class _Run:
-    """Book-keeping shared by the multi-call patterns: steps, tokens, time, budget."""
-
-    def __init__(self, budget: Budget, on_step: Callable | None) -> None:
-        self.budget, self.on_step = budget, on_step
-        self.steps: list[AgentStep] = []
-        self.calls, self.tokens, self.start, self.partial = 0, 0, time.perf_counter(), ""
-
-    def call(
-        self,
-        chat: Any,
-        msgs: list[dict],
-        tools: list[Tool],
-        choice: Any,
-        max_tokens: int,
-        constrained: Any,
-    ) -> tuple[Any, float]:
-        self.calls += 1
-        t0 = time.perf_counter()
-        res = decide(
-            chat,
-            msgs,
-            tools,
-            tool_choice=choice,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            constrained=constrained,
-        )
-        self.tokens += res.usage.prompt_tokens + res.usage.completion_tokens
-        return res, time.perf_counter() - t0
-
-    def add(self, step: AgentStep) -> None:
-        self.steps.append(step)
-        if self.on_step is not None:
-            self.on_step(step)
-
-    def over(self) -> str | None:
-        return over_budget(self.budget, self.calls, self.tokens, self.start)
-
-    def done(self, reason: str, msgs: list[dict], answer: str | None = None) -> AgentRun:
-        return AgentRun(
-            self.partial if answer is None else answer,
-            self.steps,
-            reason,
-            self.tokens,
-            time.perf_counter() - self.start,
-            msgs,
-        )
+def _make_the_plan(
+    chat: Any,
+    rec: RunRecord,
+    msgs: list[dict],
+    shown: list[Tool],
+    planner: Tool,
+    task: str,
+    **kw: Any,
+) -> list[str]:
+    """The forced ``make_plan`` call, recorded; its steps (the task itself if it gave none)."""
+    rec.calls += 1
+    t0 = time.perf_counter()
+    res = decide(chat, msgs, shown, tool_choice=named("make_plan"), allowed=[planner], **kw)
+    call = res.tool_calls[0] if res.tool_calls else None
+    items = [s for s in (call.arguments.get("steps", []) if call else []) if isinstance(s, str)]
+    items = list(dict.fromkeys(items)) or [task]  # no repeated steps; no usable plan: the task
+    msgs.append(assistant_message("", [replace(call, id="plan")] if call else []))
+    msgs.append(tool_message(ToolResult(ToolCall("make_plan", {}, "plan"), True, make_plan(items))))
+    rec.add(
+        "plan",
+        make_plan(items),
+        tool="make_plan",
+        arguments={"steps": items},
+        ok=call is not None,
+        tokens=cost_of(res),
+        seconds=time.perf_counter() - t0,
+        raw=res.raw,
+    )
+    return items
 
 
-def _named(name: str) -> dict:
-    return {"type": "function", "function": {"name": name}}
+def _do_step(
+    chat: Any, rec: RunRecord, guards: Guards, msgs: list[dict], shown: list[Tool], **settings: Any
+) -> ToolResult | None:
+    """One plan step: one required call among the working tools, run once (a repeat is not run
+    again). The result, or None if the model wrote no usable call."""
+    rec.calls += 1
+    t0 = time.perf_counter()
+    workers = [
+        t for t in guards.tools_now() or shown if t.name not in ("final_answer", "make_plan")
+    ]
+    res = decide(chat, msgs, shown, tool_choice="required", allowed=workers, **settings)
+    step = dict(tokens=cost_of(res), seconds=time.perf_counter() - t0, raw=res.raw)
+    if not res.tool_calls:
+        rec.add("error", f"Error: {res.error}", ok=False, **step)
+        msgs.append({"role": "assistant", "content": res.raw})
+        return None
+    c = replace(res.tool_calls[0], id=f"call_{rec.calls}")  # one call per plan step
+    msgs.append(assistant_message("", [c]))
+    if call_key(c) in guards.seen:  # the same call twice: reuse, do not run it again
+        done = ToolResult(c, False, "Already done: see the result above.")
+        msgs.append(tool_message(done))
+        rec.add("tool", done.content, tool=c.name, arguments=c.arguments, ok=False, **step)
+        return done
+    return run_call(rec, guards.registry, c, guards.seen, msgs, **step)
+
+
+def _final_answer(
+    chat: Any, rec: RunRecord, guards: Guards, msgs: list[dict], shown: list[Tool], **settings: Any
+) -> AgentRun:
+    """The forced ``final_answer`` call that ends a plan (grounded: among the values found)."""
+    rec.calls += 1
+    t0 = time.perf_counter()
+    final = guards.registry["final_answer"]
+    if guards.grounded and guards.values:
+        final = answer_tool(guards.values, final)
+    res = decide(chat, msgs, shown, tool_choice=named("final_answer"), allowed=[final], **settings)
+    step = dict(tokens=cost_of(res), seconds=time.perf_counter() - t0, raw=res.raw)
+    if not res.tool_calls:
+        rec.add("error", f"Error: {res.error}", ok=False, **step)
+        return rec.finish("error", msgs)
+    result = run_call(
+        rec,
+        guards.registry,
+        replace(res.tool_calls[0], id=f"call_{rec.calls}"),
+        guards.seen,
+        msgs,
+        **step,
+    )
+    return rec.finish(
+        "answer" if result.ok else "error", msgs, result.content if result.ok else None
+    )
 
 
 def plan_and_execute(
@@ -189,107 +243,36 @@ def plan_and_execute(
     constrained: Any = True,
     system: str | None = None,
     on_step: Callable | None = None,
+    allowed: Sequence[Tool] | None = None,
+    grounded: bool = False,
+    stop_at: Collection[str] = (),
     **_: Any,
 ) -> AgentRun:
     """Plan once (a forced ``make_plan`` call), one call per plan step, then ``final_answer``."""
-    task, run = check_task(task), _Run(budget or Budget(), on_step)
-    registry = check_tools(tools)
-    final = registry.get("final_answer", FINAL_ANSWER)
-    workers = [t for t in registry.values() if t.name != "final_answer"]
-    planner = plan_tool(max_plan_items)
-    head = (system + "\n\n") if system else ""
-    msgs = [{"role": "system", "content": head + PLAN_SYSTEM}, {"role": "user", "content": task}]
-    res, secs = run.call(
-        chat, msgs, [planner] + workers, _named("make_plan"), max_tokens, constrained
-    )
-    cost = res.usage.prompt_tokens + res.usage.completion_tokens
-    items = res.tool_calls[0].arguments.get("steps", []) if res.tool_calls else []
-    items = [s for s in items if isinstance(s, str)] or [task]  # no usable plan: one step, the task
-    msgs.append(
-        assistant_message("", [replace(res.tool_calls[0], id="plan")] if res.tool_calls else [])
-    )
-    msgs.append(
-        {"role": "tool", "tool_call_id": "plan", "name": "make_plan", "content": make_plan(items)}
-    )
-    run.add(
-        AgentStep(
-            run.calls,
-            "plan",
-            "make_plan",
-            {"steps": items},
-            make_plan(items),
-            bool(res.tool_calls),
-            cost,
-            secs,
-            res.raw,
-        )
-    )
-    seen: set = set()
+    task, rec = check_task(task), RunRecord(budget=budget or Budget(), on_step=on_step)
+    registry = with_final_answer(tools)
+    guards = Guards(registry, allowed, grounded, stop_at)
+    planner = plan_tool(max_plan_items, allowed)  # what the plan call may write
+    # every call shows the loop's tools, then make_plan: one prompt, cached from the first call
+    shown = [*registry.values(), plan_tool(max_plan_items)]
+    ask = f"{task}\n\n{PLAN_INSTRUCTION}"
+    msgs = [{"role": "system", "content": system or SYSTEM}, {"role": "user", "content": ask}]
+    settings = dict(max_tokens=max_tokens, temperature=0.0, constrained=constrained)
+    items = _make_the_plan(chat, rec, msgs, shown, planner, task, **settings)
     for i, item in enumerate(items, 1):
-        if reason := run.over():
-            return run.done(reason, msgs)
+        if reason := rec.over_budget():
+            return rec.finish(reason, msgs)
         msgs.append({"role": "user", "content": f"Do step {i} of the plan: {item}"})
-        res, secs = run.call(chat, msgs, workers, "required", max_tokens, constrained)
-        cost = res.usage.prompt_tokens + res.usage.completion_tokens
-        if not res.tool_calls:
-            run.add(
-                AgentStep(
-                    run.calls,
-                    "error",
-                    None,
-                    None,
-                    f"Error: {res.error}",
-                    False,
-                    cost,
-                    secs,
-                    res.raw,
-                )
-            )
-            msgs.append({"role": "assistant", "content": res.raw})
-            continue
-        c = replace(res.tool_calls[0], id=f"call_{run.calls}")  # one call per plan step
-        msgs.append(assistant_message("", [c]))
-        if call_key(c) in seen:  # the same call twice: reuse, do not run it again
-            result_text, ok = "Already done: see the result above.", False
-        else:
-            seen.add(call_key(c))
-            result = run_tool(registry, c)
-            result_text, ok = result.content, result.ok
-            if ok:
-                run.partial = result_text
-        msgs.append({"role": "tool", "tool_call_id": c.id, "name": c.name, "content": result_text})
-        run.add(
-            AgentStep(run.calls, "tool", c.name, c.arguments, result_text, ok, cost, secs, res.raw)
-        )
-    if reason := run.over():
-        return run.done(reason, msgs)
+        result = _do_step(chat, rec, guards, msgs, shown, **settings)
+        if result is not None and result.ok:
+            rec.answer = result.content
+            guards.remember(result.content)
+            if result.call.name in stop_at:
+                return rec.finish("answer", msgs, result.content)
+    if reason := rec.over_budget():
+        return rec.finish(reason, msgs)
     msgs.append({"role": "user", "content": f"Now call final_answer with the answer to: {task}"})
-    res, secs = run.call(chat, msgs, [final], _named(final.name), max_tokens, constrained)
-    cost = res.usage.prompt_tokens + res.usage.completion_tokens
-    if not res.tool_calls:
-        run.add(
-            AgentStep(
-                run.calls, "error", None, None, f"Error: {res.error}", False, cost, secs, res.raw
-            )
-        )
-        return run.done("error", msgs)
-    c = replace(res.tool_calls[0], id=f"call_{run.calls}")
-    result = run_tool([final], c)
-    msgs += [assistant_message("", [c]), tool_message(result)]
-    run.add(
-        AgentStep(
-            run.calls,
-            "answer" if result.ok else "error",
-            c.name,
-            c.arguments,
-            result.content,
-            result.ok,
-            cost,
-            secs,
-            res.raw,
-        )
-    )
-    return run.done("answer" if result.ok else "error", msgs, result.content if result.ok else None)
+    return _final_answer(chat, rec, guards, msgs, shown, **settings)
 
 
 # --- reflection -------------------------------------------------------------------------------
@@ -306,6 +289,14 @@ def verdict(correct: bool, problem: str) -> str:
 
 
 CRITIC_SYSTEM = "You check answers carefully. Judge whether the proposed answer is correct."
+PROBLEM_CHARS = 40  # the critique's "problem": a few words, not an essay
+
+
+def verdict_tool() -> Tool:
+    """``verdict`` with the problem bounded to ``PROBLEM_CHARS`` characters."""
+    t = tool(verdict)
+    t.parameters["properties"]["problem"]["maxLength"] = PROBLEM_CHARS
+    return t
 
 
 def _work(run: AgentRun) -> str:
@@ -313,6 +304,28 @@ def _work(run: AgentRun) -> str:
         f"- {s.tool}({s.arguments}) -> {s.result[:200]}" for s in run.steps if s.kind == "tool"
     ]
     return "\n".join(lines) or "- (no tool was used)"
+
+
+def critique(chat: Any, rec: RunRecord, task: str, draft: AgentRun, **settings: Any) -> dict:
+    """One forced ``verdict`` call on ``draft``, recorded -> its arguments (correct, problem)."""
+    rec.calls += 1
+    t0 = time.perf_counter()
+    question = f"Question: {task}\nWork so far:\n{_work(draft)}\nProposed answer: {draft.answer!r}"
+    ask = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": question}]
+    critic = verdict_tool()
+    res = decide(chat, ask, [critic], tool_choice=named("verdict"), **settings)
+    args = res.tool_calls[0].arguments if res.tool_calls else {"correct": True, "problem": ""}
+    rec.add(
+        "critique",
+        verdict(**args) if res.tool_calls else f"Error: {res.error}",
+        tool="verdict",
+        arguments=args,
+        ok=bool(res.tool_calls),
+        tokens=cost_of(res),
+        seconds=time.perf_counter() - t0,
+        raw=res.raw,
+    )
+    return args
 
 
 def reflect(
@@ -331,70 +344,28 @@ def reflect(
 
     ``draft``: a finished loop run on this task (e.g. ``loop(...)``'s, same budget) to critique
     instead of running the loop again: greedy decoding would write the same draft. Its steps,
-    tokens and seconds count in the result, as if run here.
+    tokens and seconds count in the result, as if run here. The retry shares the budget.
     """
-    budget = budget or Budget()
-    opts = dict(max_tokens=max_tokens, constrained=constrained, on_step=on_step, **kwargs)
+    rec = RunRecord(budget=budget or Budget(), on_step=on_step)
+    opts = dict(max_tokens=max_tokens, constrained=constrained, **kwargs)
     if draft is None:
-        draft = run_agent(chat, task, tools, budget=budget, **opts)
-    run = _Run(budget, on_step)
-    run.steps, run.calls, run.tokens, run.partial = (
-        list(draft.steps),
-        draft.n_steps,
-        draft.tokens,
-        draft.answer,
+        draft = run_agent(chat, task, tools, record=rec, **opts)
+    else:
+        rec = RunRecord.resume(draft, rec.budget, on_step)
+    if reason := rec.over_budget():
+        return rec.finish(reason, draft.messages, draft.answer)
+    args = critique(
+        chat, rec, task, draft, max_tokens=max_tokens, temperature=0.0, constrained=constrained
     )
-    run.start -= draft.seconds
-    if reason := run.over():
-        return run.done(reason, draft.messages, draft.answer)
-    ask = [
-        {"role": "system", "content": CRITIC_SYSTEM},
-        {
-            "role": "user",
-            "content": f"Question: {task}\nWork so far:\n{_work(draft)}\n"
-            f"Proposed answer: {draft.answer!r}",
-        },
-    ]
-    critic = tool(verdict)
-    res, secs = run.call(chat, ask, [critic], _named("verdict"), max_tokens, constrained)
-    args = res.tool_calls[0].arguments if res.tool_calls else {"correct": True, "problem": ""}
-    cost = res.usage.prompt_tokens + res.usage.completion_tokens
-    run.add(
-        AgentStep(
-            run.calls,
-            "critique",
-            "verdict",
-            args,
-            verdict(**args) if res.tool_calls else f"Error: {res.error}",
-            bool(res.tool_calls),
-            cost,
-            secs,
-            res.raw,
-        )
+    if args.get("correct", True) or (reason := rec.over_budget()):
+        return rec.finish(reason or draft.stop_reason, draft.messages, draft.answer)
+    note = (
+        f"A reviewer says your answer {draft.answer!r} is wrong: {args.get('problem', '')}. "
+        "Try again, then call final_answer."
     )
-    if args.get("correct", True):
-        return run.done(draft.stop_reason, draft.messages, draft.answer)
-    if reason := run.over():
-        return run.done(reason, draft.messages, draft.answer)
-    left = Budget(
-        budget.max_steps - run.calls,
-        budget.max_tokens - run.tokens,
-        max(budget.max_seconds - (time.perf_counter() - run.start), 1e-6),
-    )
-    retry_msgs = draft.messages + [
-        {
-            "role": "user",
-            "content": (
-                f"A reviewer says your answer {draft.answer!r} is wrong: {args.get('problem', '')}. "
-                "Try again, then call final_answer."
-            ),
-        }
-    ]
-    again = run_agent(chat, task, tools, budget=left, messages=retry_msgs, **opts)
-    offset = run.calls
-    run.steps += [replace(s, index=s.index + offset) for s in again.steps]
-    run.tokens += again.tokens
-    return run.done(again.stop_reason, again.messages, again.answer or draft.answer)
+    retry = draft.messages + [{"role": "user", "content": note}]
+    again = run_agent(chat, task, tools, record=rec, messages=retry, **opts)
+    return rec.finish(again.stop_reason, again.messages, again.answer or draft.answer)
 
 
 PATTERNS: dict[str, Callable[..., AgentRun]] = {

@@ -10,6 +10,8 @@ summaries. So the task set measures what the *loop* adds, not what the model kno
   them to the model).
 - ``wiki_lookup(query)``: BM25 (``llmlab.search.retrievers.BM25Retriever``, the bm25s backend) over the
   10,033 lead paragraphs; returns the best article's title and lead, cut to ``LOOKUP_CHARS``.
+- ``copying_tools(question)``: the two tools narrowed to copies from the question (for
+  ``run_agent(allowed=...)``; ``llmlab.agents.grounding``).
 - ``load_tasks(n_per_kind=12, seed=0)``: seeded arithmetic questions and "which year" questions
   about films and novels whose lead gives the year (and which the lookup finds by title).
 - ``check(answer, task)``: the LAST number in the answer must equal the expected one (the
@@ -27,6 +29,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llmlab.agents.grounding import expression_pattern, narrowed, numbers_in, words_pattern
 from llmlab.tool_use.tools import Tool, tool
 
 LOOKUP_CHARS = 400
@@ -161,6 +164,21 @@ def short_final_answer_tool() -> Tool:
     from llmlab.agents.loop import final_answer
 
     return _limited(tool(final_answer), "answer", 40)
+
+
+def copying_tools(question: str) -> list[Tool]:
+    """The task tools narrowed to copies from ``question``, for ``run_agent(allowed=...)``: the
+    lookup's query is one to eight words of the question, the calculator's expression two to
+    four of its numbers joined by operators; a question with fewer than two numbers gets no
+    calculator. ``copying_tools("What is 7,311 × 65?")[1]`` admits "7,311 × 65", not "475215 - 1".
+    """
+    query = {"pattern": words_pattern(question)}
+    tools = [narrowed(wiki_lookup_tool(), "query", query)]
+    numbers = numbers_in(question)
+    if len(numbers) >= 2:
+        expression = {"pattern": expression_pattern(numbers)}
+        tools.append(narrowed(calculator_tool(), "expression", expression))
+    return tools
 
 
 def task_tools() -> list[Tool]:

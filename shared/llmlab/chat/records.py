@@ -5,8 +5,8 @@ build on this, so a chat is checked the same way whichever model answers it. Eve
 also importable from ``llmlab.chat.local``.
 
 - ``Usage`` / ``ChatResult``: one answer, its finish reason and the tokens billed;
-- ``check_messages``, ``check_request``, ``check_chats``: a ``ValueError`` that says what a good
-  chat, ``max_tokens``, ``temperature``, ``stop`` or batch looks like;
+- ``check_answerable_chat``, ``check_request``, ``check_chats``: a ``ValueError`` that says
+  what a good chat, ``max_tokens``, ``temperature``, ``stop`` or batch looks like;
 - ``cut_at_stop``: text cut before the first stop string.
 
 Leaves out: tool calls and images in messages (``llmlab.tool_use.calling`` handles tools).
@@ -45,8 +45,9 @@ class ChatResult:
     finish_reason: str
 
 
-def check_messages(messages: Messages) -> list[dict]:
-    """The chat as a list, or a ``ValueError`` saying what is wrong and what a chat looks like."""
+def check_answerable_chat(messages: Messages) -> list[dict]:
+    """A chat a backend can answer (known roles, text content, ending on a user turn) as a list
+    of plain role/content messages, or a ``ValueError`` saying what is wrong."""
     example = '[{"role": "user", "content": "Hi"}]'
     if isinstance(messages, str | dict) or not isinstance(messages, Sequence):
         raise ValueError(f"messages must be a list of messages like {example}.")

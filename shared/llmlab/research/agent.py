@@ -90,7 +90,7 @@ def _passages(run: Run, notes: bool) -> tuple[list[str], list[str]]:
             for src, text in run.sources.items()
         ]
     else:
-        pairs = [(h.source, h.snippet) for h in run.hits]
+        pairs = [(h.passage.source, h.text) for h in run.hits]
     return [run.defences.wrap(t, s, note=False) for s, t in pairs], [s for s, _ in pairs]
 
 
@@ -98,9 +98,9 @@ def _search(run: Run, query: str, k: int) -> None:
     run.check()
     t = time.perf_counter()
     hits = run.by_query[query] = run.corpus.search(query, k=k)
-    seen = {h.source for h in run.hits}
-    run.hits += [h for h in hits if h.source not in seen and not seen.add(h.source)]
-    result = "\n".join(run.defences.wrap(h.snippet, h.source, note=False) for h in hits)
+    seen = {h.passage.source for h in run.hits}
+    run.hits += [h for h in hits if h.passage.source not in seen and not seen.add(h.passage.source)]
+    result = "\n".join(run.defences.wrap(h.text, h.passage.source, note=False) for h in hits)
     run.add(
         "tool", "search", {"query": query}, result or "No results.", seconds=time.perf_counter() - t
     )
@@ -238,31 +238,23 @@ def _agent(run: Run, chat: Any, k: int, constrained: Any, first_search: bool) ->
         result = run_tool(tools, call)
         run.add("tool", "search", call.arguments, result.content, ok=result.ok)
         messages += [assistant_message("", [call]), tool_message(result)]
-    left = Budget(
-        max(run.budget.max_steps - len(run.steps), 1),
-        run.budget.max_tokens,
-        max(run.budget.max_seconds - run.seconds(), 1e-3),
-    )
-    agent_run = run_agent(
+    agent_run = run_agent(  # goes on with this run's record: its steps and budget count
         chat,
         run.question,
         tools,
-        budget=left,
         constrained=constrained,
         messages=messages,
         max_tokens=CALL_TOKENS,
+        record=run.record,
     )
-    run.steps += agent_run.steps
-    run.spent += agent_run.seconds
     for s in run.steps:
         if s.tool == "read" and s.ok and isinstance((s.arguments or {}).get("path"), str):
             run.sources.setdefault(s.arguments["path"], run.text(s.arguments["path"]))
         if s.tool == "search" and s.ok and isinstance((s.arguments or {}).get("query"), str):
-            known = {h.source for h in run.hits}
+            known = {h.passage.source for h in run.hits}
             run.hits += [
-                h for h in corpus.search(s.arguments["query"], k=k) if h.source not in known
+                h for h in corpus.search(s.arguments["query"], k=k) if h.passage.source not in known
             ]
-    run.tokens, run.stop_reason = agent_run.tokens, agent_run.stop_reason
     run.raw = (
         agent_run.answer if agent_run.stop_reason == "answer" else ""
     )  # else: a partial answer
@@ -270,9 +262,9 @@ def _agent(run: Run, chat: Any, k: int, constrained: Any, first_search: bool) ->
     run.short = extract_answer(re.sub(r"\[[^\[\]]*\]", "", run.raw))
     with_answer = [s for s, t in run.sources.items() if contains(t, run.short)]
     # the model's own citation is kept even if it names no file: the check marks it unverified
-    run.cited = (cited or with_answer or list(run.sources) or [h.source for h in run.hits] or [""])[
-        0
-    ]
+    run.cited = (
+        cited or with_answer or list(run.sources) or [h.passage.source for h in run.hits] or [""]
+    )[0]
     if run.cited and run.cited not in run.sources and _exists(corpus, run.cited):
         run.sources[run.cited] = run.text(run.cited)
 

@@ -2,7 +2,8 @@
 
 Covers:
 - ``Run``: one question's run -- its corpus and defences, the steps taken, tokens and seconds
-  spent, what was searched and read, the model's raw and short answer, the source it cites;
+  spent (a ``llmlab.agents.loop.RunRecord``, as the agent loop keeps), what was searched and
+  read, the model's raw and short answer, the source it cites;
   ``Run.check()`` raises ``Stop`` before a step that would go over the ``llmlab.agents.loop.Budget``.
 - ``ResearchResult``: what ``llmlab.research.agent.research`` returns (``to_json()`` is the
   ``llmlab research --json`` object), and ``finish(run, mode)`` that builds it: the answer as
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmlab.agents.loop import AgentStep, Budget
+from llmlab.agents.loop import AgentStep, Budget, RunRecord
 from llmlab.rag.citations import citation_scores, verify_citations
 from llmlab.research.corpus import Corpus
 from llmlab.research.injection import Defences, strip_instructions
@@ -82,39 +83,49 @@ class Stop(Exception):
 
 
 class Run:
-    """The state of one question's run: ``Run("Who ...?", corpus, Budget(), Defences.all())``."""
+    """The state of one question's run: ``Run("Who ...?", corpus, Budget(), Defences.all())``.
+
+    Its steps, what they cost, its budget and its stop reason are a ``RunRecord``
+    (``run.record``, the same record the agent loop keeps): every step counts against
+    ``Budget.max_steps``, and the agent mode hands the record to ``run_agent`` to go on with.
+    """
 
     def __init__(self, question: str, corpus: Corpus, budget: Budget, defences: Defences) -> None:
-        self.question, self.corpus, self.budget, self.defences = question, corpus, budget, defences
-        self.spent = 0.0
-        self.steps: list[AgentStep] = []
-        self.tokens, self.stop_reason = 0, "answer"
+        self.question, self.corpus, self.defences = question, corpus, defences
+        self.record = RunRecord(budget=budget)
         self.queries: list[str] = []
-        self.hits: list[Any] = []  # CorpusHit, best first, one per source
+        self.hits: list[Any] = []  # Hit (llmlab.search.semantic_index), best first, one per source
         self.by_query: dict[str, list[Any]] = {}  # query -> its hits
         self.sources: dict[str, str] = {}
         self.raw, self.short, self.cited = "", "", ""
 
+    @property
+    def budget(self) -> Budget:
+        return self.record.budget
+
+    @property
+    def steps(self) -> list[AgentStep]:
+        return self.record.steps
+
+    @property
+    def tokens(self) -> int:
+        return self.record.tokens
+
+    @property
+    def stop_reason(self) -> str:
+        """ "answer" while the run goes on or after it answered; else the budget (or loop) that
+        stopped it."""
+        return self.record.stop_reason or "answer"
+
     def seconds(self) -> float:
         """Seconds spent on this question (its share of each batched call, when batched)."""
-        return self.spent
+        return self.record.seconds
 
     def check(self) -> None:
         """Raise ``Stop`` if the next step would go over a budget."""
-        if self.stop_reason != "answer":
-            raise Stop(self.stop_reason)
-        b = self.budget
-        reason = (
-            "max_steps"
-            if len(self.steps) >= b.max_steps
-            else "max_tokens"
-            if self.tokens >= b.max_tokens
-            else "max_seconds"
-            if self.seconds() >= b.max_seconds
-            else None
-        )
+        reason = self.stop_reason if self.stop_reason != "answer" else self.record.over_budget()
         if reason:
-            self.stop_reason = reason
+            self.record.stop_reason = reason
             raise Stop(reason)
 
     def live(self) -> bool:
@@ -137,10 +148,19 @@ class Run:
         seconds: float = 0.0,
         raw: str = "",
     ) -> None:
-        """Record one step and what it cost."""
-        self.tokens, self.spent = self.tokens + tokens, self.spent + seconds
-        self.steps.append(
-            AgentStep(len(self.steps), kind, tool, arguments, result, ok, tokens, seconds, raw)
+        """Record one step and what it cost (each step counts as one against ``max_steps``)."""
+        index = len(self.steps)
+        self.record.calls += 1
+        self.record.add(
+            kind,
+            result,
+            index=index,
+            tool=tool,
+            arguments=arguments,
+            ok=ok,
+            tokens=tokens,
+            seconds=seconds,
+            raw=raw,
         )
 
     def text(self, source: str) -> str:
@@ -161,23 +181,23 @@ def finish(run: Run, mode: str) -> ResearchResult:
         parts = _partial(run)
     else:
         parts = compose(
-            run.question, run.short, run.cited, run.sources, [h.source for h in run.hits]
+            run.question, run.short, run.cited, run.sources, [h.passage.source for h in run.hits]
         )
     parts = [p for p in parts if run.defences.check(p)]  # the post-check drops a part, or keeps it
     parts = parts or ["The answer was withheld by the post-check."]
     checks = [c for p in parts for c in verify_citations(p, run.sources)]
-    seen = list(dict.fromkeys([h.source for h in run.hits] + list(run.sources)))
+    seen = list(dict.fromkeys([h.passage.source for h in run.hits] + list(run.sources)))
     res = ResearchResult(
-        run.question,
-        "plan" if mode == "verify" else mode,
-        " ".join(parts),
-        run.short,
-        checks,
-        run.steps,
-        run.tokens,
-        run.seconds(),
-        run.stop_reason,
-        dict(run.sources),
+        question=run.question,
+        mode="plan" if mode == "verify" else mode,
+        answer=" ".join(parts),
+        short_answer=run.short,
+        citations=checks,
+        steps=run.steps,
+        tokens=run.tokens,
+        seconds=run.seconds(),
+        stop_reason=run.stop_reason,
+        sources=dict(run.sources),
         parts=parts,
         seen=seen,
     )
@@ -189,7 +209,7 @@ def _partial(run: Run) -> list[str]:
     search hit's snippet stands in for one (and is what its citation is checked against)."""
     if not run.sources and run.hits:
         h = run.hits[0]
-        run.sources[h.source] = h.snippet
+        run.sources[h.passage.source] = h.text
     return partial_answer(run.question, run.stop_reason, run.sources)
 
 

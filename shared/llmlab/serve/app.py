@@ -7,6 +7,11 @@ enough to read: check the request, render the chat template (tools written into 
 OpenAI's JSON shapes. Routes: ``GET /v1/models`` and ``POST /v1/chat/completions`` (messages,
 max_tokens / max_completion_tokens, temperature, seed, stop, stream, tools, tool_choice).
 
+The routes are plain functions at module level (``router``); what they share lives on the app:
+``app.state.chat`` (the model), ``app.state.worker`` (its one thread), ``app.state.aliases`` (the
+model names accepted) and ``app.state.streams`` (open streams, ended on shutdown).
+``create_app(chat)`` only builds that state and attaches the routes.
+
 The request checks and JSON shapes live in ``llmlab.serve.protocol``. Every answer carries
 the prompt the server built in an extra field ``"llmlab": {"prompt": ...}`` (with the official
 client: ``resp.model_extra["llmlab"]["prompt"]``; streamed: on the first chunk); it is also
@@ -31,11 +36,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 
 from llmlab.serve.protocol import (
@@ -52,12 +59,24 @@ from llmlab.serve.protocol import (
 from llmlab.serve.worker import ModelWorker
 
 logger = logging.getLogger("llmlab.serve.app")
+router = APIRouter()
 
 
-# --- the app ----------------------------------------------------------------------------------
+# --- small pieces -----------------------------------------------------------------------------
 
 
-def _plain(messages: list[dict]) -> list[dict]:
+def fail(
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+) -> JSONResponse:
+    """An error answer in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return JSONResponse(error_body(message, kind, param, code), status_code=status)
+
+
+def plain_messages(messages: list[dict]) -> list[dict]:
     """Messages the chat template takes: tool turns rendered as text by ``llmlab.tool_use.text_format``."""
     if any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
         from llmlab.tool_use.text_format import render_messages
@@ -66,202 +85,226 @@ def _plain(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _tool_objects(specs: list[dict]) -> list[Any]:
+def runs_on_the_client(**kwargs: Any) -> Any:
+    """What a server-side tool "does": nothing. The server writes the call; the client runs it."""
+    raise RuntimeError("a server only writes the call; the client runs the tool")
+
+
+def tool_objects(specs: list[dict]) -> list[Any]:
+    """OpenAI tool specs -> ``llmlab.tool_use.tools.Tool`` objects (that never run here)."""
     from llmlab.tool_use.tools import Tool
 
-    def runs_on_the_client(**kwargs: Any) -> Any:
-        raise RuntimeError("a server only writes the call; the client runs the tool")
-
     fns = [t["function"] for t in specs]
+    empty = {"type": "object", "properties": {}}
     return [
-        Tool(
-            f["name"],
-            f.get("description", ""),
-            f.get("parameters", {"type": "object", "properties": {}}),
-            runs_on_the_client,
-        )
+        Tool(f["name"], f.get("description", ""), f.get("parameters", empty), runs_on_the_client)
         for f in fns
     ]
+
+
+def response_head(chat: Any) -> dict:
+    """The fields every answer and chunk starts with: a fresh id, the time, the model."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "created": int(time.time()),
+        "model": chat.model,
+    }
+
+
+async def on_worker(state: State, fn: Callable[[], Any], *batch_args: Any) -> Any:
+    """Run ``fn()`` on the model thread and await its result (the event loop stays free)."""
+    return await asyncio.wrap_future(state.worker.submit(fn, *batch_args))
+
+
+# --- the routes -------------------------------------------------------------------------------
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict:
+    model = request.app.state.chat.model
+    return {
+        "object": "list",
+        "data": [{"id": model, "object": "model", "created": 0, "owned_by": "llmlab"}],
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Any:
+    """Check the request, answer it; every failure becomes an OpenAI-shaped error."""
+    from llmlab.decoding.context_window import ContextWindowError
+
+    state = request.app.state
+    try:
+        body = await request.json()
+    except ValueError:
+        return fail(400, "The request body is not valid JSON.")
+    try:
+        req = parse_request(body, state.chat.model, state.aliases)
+        return await (answer_with_tools(state, req) if req.tools else answer(state, req))
+    except RequestError as exc:
+        return fail(400, str(exc), param=exc.param, code=exc.code)
+    except ContextWindowError as exc:
+        message = str(exc).replace("max_new_tokens", "max_tokens")  # the wire format's name
+        return fail(400, message, param="messages", code="context_length_exceeded")
+    except ValueError as exc:  # the library's own checks (settings, a schema it cannot handle)
+        return fail(400, str(exc))
+    except Exception as exc:  # noqa: BLE001 -- a clean 500, the traceback in the log
+        logger.exception("unexpected error")
+        return fail(500, f"Internal server error ({type(exc).__name__}: {exc}).", "server_error")
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return fail(
+        exc.status_code,
+        f"{request.method} {request.url.path}: {exc.detail}. "
+        "Routes: GET /v1/models, POST /v1/chat/completions.",
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error")
+    return fail(
+        500, f"Internal server error ({type(exc).__name__}); see the server log.", "server_error"
+    )
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+async def answer(state: State, req: ChatRequest) -> Any:
+    """A chat without tools: one completion (greedy ones may share a batch), or a stream."""
+    from llmlab.decoding.chat_template import chat_text
+
+    chat, head = state.chat, response_head(state.chat)
+    plain = plain_messages(req.messages)
+    prompt = chat_text(chat.lm, plain) if hasattr(chat, "lm") else ""
+    logger.debug("%s prompt:\n%s", head["id"], prompt)
+    if req.stream:
+        return await stream(state, req, plain, head, {"prompt": prompt})
+    batch = {"max_tokens": req.max_tokens, "stop": tuple(req.stop)}  # greedy only: same text
+    res = await on_worker(
+        state,
+        lambda: chat.complete(plain, req.max_tokens, req.temperature, req.stop, req.seed),
+        plain,
+        batch if req.temperature == 0 else None,
+    )
+    message = {"role": "assistant", "content": res.text}
+    return completion_body(head, message, res.finish_reason, res.usage, {"prompt": prompt})
+
+
+async def answer_with_tools(state: State, req: ChatRequest) -> Any:
+    """A chat with tools: one constrained decode, parsed into ``tool_calls`` (sent whole)."""
+    from llmlab.decoding.constraints import ConstraintError
+    from llmlab.tool_use.calling import complete_with_tools
+
+    chat, head, tools = state.chat, response_head(state.chat), tool_objects(req.tools)
+    settings = dict(max_tokens=req.max_tokens, temperature=req.temperature, seed=req.seed)
+    try:
+        res = await on_worker(
+            state,
+            lambda: complete_with_tools(
+                chat, req.messages, tools, tool_choice=req.tool_choice, constrained=True, **settings
+            ),
+        )
+    except ConstraintError as exc:  # a schema the constraint engine cannot compile
+        raise RequestError(str(exc), "tools") from None
+    logger.debug("%s prompt:\n%s", head["id"], res.prompt)
+    extra = {"prompt": res.prompt, "raw": res.raw, "error": res.error}
+    calls = tool_calls_body(res.tool_calls)
+    message = {"role": "assistant", "content": res.text or (None if calls else "")}
+    message |= {"tool_calls": calls} if calls else {}
+    if not req.stream:
+        return completion_body(head, message, res.finish_reason, res.usage, extra)
+    indexed = [c | {"index": i} for i, c in enumerate(calls)]
+    delta = message | ({"tool_calls": indexed} if calls else {})
+    events = [
+        sse(chunk_body(head, delta, extra=extra)),
+        sse(chunk_body(head, {}, res.finish_reason)),
+        DONE,
+    ]
+    return StreamingResponse(iter(events), media_type="text/event-stream")
+
+
+# --- streaming --------------------------------------------------------------------------------
+
+
+def generate_pieces(
+    chat: Any, plain: list[dict], req: ChatRequest, cancelled: threading.Event, put: Callable
+) -> None:
+    """On the model thread: ``put`` ("start"), ("piece", text)..., then ("end", finish_reason);
+    or ("error", exc). Stops early when ``cancelled`` is set (the client went away)."""
+    try:
+        pieces = chat.stream(plain, req.max_tokens, req.temperature, req.stop, req.seed)
+        put("start", None)
+        text = ""
+        for piece in pieces:
+            if cancelled.is_set():
+                break
+            text += piece
+            put("piece", piece)
+        if hasattr(pieces, "close"):
+            pieces.close()  # ends the generation thread now if we stopped early
+        # streamed pieces carry no token count: re-count the text (a close estimate)
+        n = len(chat.lm.tokenizer(text)["input_ids"]) if hasattr(chat, "lm") else 0
+        put("end", "length" if n >= req.max_tokens else "stop")
+    except Exception as exc:  # noqa: BLE001 -- reported to the client
+        put("error", exc)
+
+
+async def sse_events(
+    state: State, events: asyncio.Queue, head: dict, extra: dict, cancelled: threading.Event
+) -> AsyncIterator[str]:
+    """The server-sent events of one stream: a first chunk with the role, one per piece, the
+    finish reason (or an error), then ``[DONE]``. Leaving (or the client leaving) cancels it."""
+    yield sse(chunk_body(head, {"role": "assistant", "content": ""}, extra=extra))
+    try:
+        while (event := await events.get())[0] == "piece":
+            yield sse(chunk_body(head, {"content": event[1]}))
+        if event[0] == "error":
+            logger.error("stream failed: %r", event[1])
+            yield sse(error_body(f"Generation failed: {event[1]}", "server_error"))
+        else:
+            yield sse(chunk_body(head, {}, event[1]))
+        yield DONE
+    finally:
+        cancelled.set()
+        state.streams.discard(cancelled)
+
+
+async def stream(state: State, req: ChatRequest, plain: list[dict], head: dict, extra: dict) -> Any:
+    """Stream the answer; an error before the first piece (e.g. too long a chat) is raised here,
+    so it still becomes a 400."""
+    loop, events = asyncio.get_running_loop(), asyncio.Queue()
+    cancelled = threading.Event()  # set when the client goes away (or the server stops)
+    state.streams.add(cancelled)
+
+    def put(kind: str, value: Any) -> None:  # from the model thread to the event loop
+        loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+
+    state.worker.submit(lambda: generate_pieces(state.chat, plain, req, cancelled, put))
+    kind, value = await events.get()
+    if kind == "error":
+        state.streams.discard(cancelled)
+        raise value
+    chunks = sse_events(state, events, head, extra, cancelled)
+    return StreamingResponse(chunks, media_type="text/event-stream")
+
+
+# --- the app ----------------------------------------------------------------------------------
 
 
 def create_app(chat: Any = None) -> FastAPI:
     """The FastAPI app over ``chat`` (default: ``LocalChat()``, the bundled model)."""
     from llmlab.chat.local import LocalChat
-    from llmlab.decoding.chat_template import chat_text
-    from llmlab.decoding.context_window import ContextWindowError
     from llmlab.runtime.models import DEFAULT_LM, LM_ALIASES
 
     chat = LocalChat() if chat is None else chat
-    aliases = LM_ALIASES if chat.model == DEFAULT_LM else set()  # any spelling load_lm takes
-    worker = ModelWorker(chat)
     app = FastAPI(title="llmlab serve", docs_url=None, redoc_url=None)
-    app.state.chat, app.state.worker, app.state.streams = chat, worker, set()
-
-    def fail(
-        status: int,
-        message: str,
-        kind: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> JSONResponse:
-        return JSONResponse(error_body(message, kind, param, code), status_code=status)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return fail(
-            exc.status_code,
-            f"{request.method} {request.url.path}: {exc.detail}. "
-            "Routes: GET /v1/models, POST /v1/chat/completions.",
-        )
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error")
-        return fail(
-            500,
-            f"Internal server error ({type(exc).__name__}); see the server log.",
-            "server_error",
-        )
-
-    @app.get("/v1/models")
-    async def models() -> dict:
-        return {
-            "object": "list",
-            "data": [{"id": chat.model, "object": "model", "created": 0, "owned_by": "llmlab"}],
-        }
-
-    @app.post("/v1/chat/completions")
-    async def completions(request: Request) -> Any:
-        try:
-            body = await request.json()
-        except ValueError:
-            return fail(400, "The request body is not valid JSON.")
-        try:
-            return await answer(parse_request(body, chat.model, aliases))
-        except RequestError as exc:
-            return fail(400, str(exc), param=exc.param, code=exc.code)
-        except ContextWindowError as exc:
-            message = str(exc).replace("max_new_tokens", "max_tokens")  # the wire format's name
-            return fail(400, message, param="messages", code="context_length_exceeded")
-        except ValueError as exc:  # the library's own checks (settings, a schema it cannot handle)
-            return fail(400, str(exc))
-        except Exception as exc:  # noqa: BLE001 -- a clean 500, the traceback in the log
-            logger.exception("unexpected error")
-            return fail(
-                500, f"Internal server error ({type(exc).__name__}: {exc}).", "server_error"
-            )
-
-    async def answer(req: ChatRequest) -> Any:
-        head = {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "created": int(time.time()),
-            "model": chat.model,
-        }
-        if req.tools:
-            return await answer_with_tools(req, head)
-        plain = _plain(req.messages)
-        prompt = chat_text(chat.lm, plain) if hasattr(chat, "lm") else ""
-        logger.debug("%s prompt:\n%s", head["id"], prompt)
-        if req.stream:
-            return await stream(req, plain, head, {"prompt": prompt})
-        batch = {"max_tokens": req.max_tokens, "stop": tuple(req.stop)}  # greedy only: same text
-        res = await asyncio.wrap_future(
-            worker.submit(
-                lambda: chat.complete(plain, req.max_tokens, req.temperature, req.stop, req.seed),
-                plain,
-                batch if req.temperature == 0 else None,
-            )
-        )
-        message = {"role": "assistant", "content": res.text}
-        return completion_body(head, message, res.finish_reason, res.usage, {"prompt": prompt})
-
-    async def answer_with_tools(req: ChatRequest, head: dict) -> Any:
-        from llmlab.decoding.constraints import ConstraintError
-        from llmlab.tool_use.calling import complete_with_tools
-
-        tools = _tool_objects(req.tools)
-        try:
-            res = await asyncio.wrap_future(
-                worker.submit(
-                    lambda: complete_with_tools(
-                        chat,
-                        req.messages,
-                        tools,
-                        tool_choice=req.tool_choice,
-                        max_tokens=req.max_tokens,
-                        temperature=req.temperature,
-                        seed=req.seed,
-                        constrained=True,
-                    )
-                )
-            )
-        except ConstraintError as exc:  # a schema the constraint engine cannot compile
-            raise RequestError(str(exc), "tools") from None
-        logger.debug("%s prompt:\n%s", head["id"], res.prompt)
-        extra = {"prompt": res.prompt, "raw": res.raw, "error": res.error}
-        calls = tool_calls_body(res.tool_calls)
-        message = {"role": "assistant", "content": res.text or (None if calls else "")}
-        message |= {"tool_calls": calls} if calls else {}
-        if not req.stream:
-            return completion_body(head, message, res.finish_reason, res.usage, extra)
-        delta = message | (
-            {"tool_calls": [c | {"index": i} for i, c in enumerate(calls)]} if calls else {}
-        )
-        events = [
-            sse(chunk_body(head, delta, extra=extra)),
-            sse(chunk_body(head, {}, res.finish_reason)),
-            DONE,
-        ]
-        return StreamingResponse(iter(events), media_type="text/event-stream")
-
-    async def stream(req: ChatRequest, plain: list[dict], head: dict, extra: dict) -> Any:
-        loop, events = asyncio.get_running_loop(), asyncio.Queue()
-        cancelled = threading.Event()  # set when the client goes away (or the server stops)
-        app.state.streams.add(cancelled)
-
-        def put(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
-
-        def job() -> None:  # on the model thread: errors before the first piece become a 400
-            try:
-                pieces = chat.stream(plain, req.max_tokens, req.temperature, req.stop, req.seed)
-                put("start", None)
-                text = ""
-                for piece in pieces:
-                    if cancelled.is_set():
-                        break
-                    text += piece
-                    put("piece", piece)
-                if hasattr(pieces, "close"):
-                    pieces.close()  # ends the generation thread now if we stopped early
-                # streamed pieces carry no token count: re-count the text (a close estimate)
-                n = len(chat.lm.tokenizer(text)["input_ids"]) if hasattr(chat, "lm") else 0
-                put("end", "length" if n >= req.max_tokens else "stop")
-            except Exception as exc:  # noqa: BLE001 -- reported to the client
-                put("error", exc)
-
-        worker.submit(job)
-        kind, value = await events.get()
-        if kind == "error":
-            raise value
-
-        async def chunks() -> Any:
-            yield sse(chunk_body(head, {"role": "assistant", "content": ""}, extra=extra))
-            try:
-                while (event := await events.get())[0] == "piece":
-                    yield sse(chunk_body(head, {"content": event[1]}))
-                if event[0] == "error":
-                    logger.error("stream failed: %r", event[1])
-                    yield sse(error_body(f"Generation failed: {event[1]}", "server_error"))
-                else:
-                    yield sse(chunk_body(head, {}, event[1]))
-                yield DONE
-            finally:
-                cancelled.set()
-                app.state.streams.discard(cancelled)
-
-        return StreamingResponse(chunks(), media_type="text/event-stream")
-
+    app.state.chat, app.state.worker, app.state.streams = chat, ModelWorker(chat), set()
+    app.state.aliases = LM_ALIASES if chat.model == DEFAULT_LM else set()  # what load_lm takes
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
+    app.include_router(router)
     return app
 
 

@@ -75,8 +75,9 @@ def _text(content: Any, i: int) -> str:
     )
 
 
-def check_messages(messages: Any) -> list[dict]:
-    """OpenAI-style messages, checked; content normalized to text; "developer" -> "system"."""
+def parse_messages(messages: Any) -> list[dict]:
+    """The request's ``messages`` as this server reads them: each checked (a ``RequestError``
+    names the bad one), content parts joined into text, "developer" -> "system"."""
     if not isinstance(messages, list) or not messages:
         raise RequestError(
             'messages must be a non-empty list like [{"role": "user", "content": "Hi"}].',
@@ -172,7 +173,7 @@ def parse_request(body: Any, served: str, aliases: set[str] = frozenset()) -> Ch
             "model",
             "model_not_found",
         )
-    req = ChatRequest(model, check_messages(body.get("messages")))
+    req = ChatRequest(model, parse_messages(body.get("messages")))
     tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if tokens is not None:
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:

@@ -34,7 +34,7 @@ from llmlab.chat.openai_backend import OpenAIChat
 from llmlab.chat.records import Usage, check_request
 from llmlab.decoding.chat_template import chat_text
 from llmlab.decoding.constraints import GrammarConstraint, RegexConstraint
-from llmlab.decoding.generation import generate
+from llmlab.decoding.fast_generation import fast_generate
 from llmlab.tool_use.grammar import chosen_tools, tool_call_grammar, tool_call_regex
 from llmlab.tool_use.text_format import ToolCallParseError, parse_tool_calls, render_messages
 from llmlab.tool_use.tools import Tool, ToolCall, check_tools
@@ -86,6 +86,19 @@ def _check(
     return checked
 
 
+def _check_allowed(allowed: Any, tools: list[Tool], tool_choice: Any) -> list[Tool]:
+    """``allowed`` checked: tools named like some of ``tools``, and ``tool_choice`` among them."""
+    narrow = list(check_tools(allowed).values())
+    unknown = {t.name for t in narrow} - {t.name for t in tools}
+    if unknown or not narrow:
+        raise ValueError(
+            f"allowed must narrow some of the tools ({', '.join(t.name for t in tools)}); "
+            f"got {sorted(unknown) or 'none'}."
+        )
+    chosen_tools(narrow, tool_choice)  # ValueError if tool_choice names a tool not allowed
+    return narrow
+
+
 def _choice_error(calls: list[ToolCall], tool_choice: Any) -> str | None:
     """What is wrong with the calls under ``tool_choice`` (unconstrained output can break it)."""
     if tool_choice == "none":
@@ -112,20 +125,28 @@ def complete_with_tools(
     temperature: float = 0.0,
     seed: int | None = None,
     constrained: bool | str = True,
+    allowed: Sequence[Tool] | None = None,
 ) -> ToolChatResult:
     """The model's answer to ``messages`` given ``tools``: text, or calls to run.
+
+    ``allowed``: what this one call may write, when that is narrower than ``tools``: some of them,
+    or tools of the same names with tighter argument schemas (an ``enum``, a ``pattern``). The
+    prompt still shows ``tools`` (the same from call to call, so a prompt cache keeps matching);
+    the constraint enforces ``allowed``, as OpenAI's ``allowed_tools`` tool_choice narrows the
+    names. A server is sent ``allowed`` as its tools.
 
     Never raises for the model's output: a call that cannot be parsed (unconstrained), or that
     breaks ``tool_choice``, comes back with ``.error`` set. Raises ValueError for bad arguments.
     """
     tools = _check(tools, tool_choice, max_tokens, temperature, constrained)
     rendered = render_messages(messages, tools)  # checks the messages for both backends
+    decodable = tools if allowed is None else _check_allowed(allowed, tools, tool_choice)
     if isinstance(chat, LocalChat):
         return _local(
-            chat, rendered, tools, tool_choice, max_tokens, temperature, seed, constrained
+            chat, rendered, decodable, tool_choice, max_tokens, temperature, seed, constrained
         )
     if isinstance(chat, OpenAIChat):
-        return _remote(chat, messages, tools, tool_choice, max_tokens, temperature, seed)
+        return _remote(chat, messages, decodable, tool_choice, max_tokens, temperature, seed)
     raise ValueError(f"chat must be a LocalChat or OpenAIChat (llmlab.chat.local), got {chat!r}.")
 
 
@@ -141,7 +162,7 @@ def _local(
 ) -> ToolChatResult:
     lm = chat.lm
     constraint = make_constraint(lm, tools, tool_choice, constrained)
-    gen = generate(
+    gen = fast_generate(
         lm,
         rendered,
         max_new_tokens=max_tokens,
