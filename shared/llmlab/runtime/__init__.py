@@ -6,6 +6,7 @@
 - ``architecture``: a model's shape (layers, heads, head size, RoPE base, context length).
 - ``threads``: how many CPU threads a forward pass gets.
 - ``diagnostics``: the checks behind ``llmlab doctor``.
+- ``quantization``: the LM re-quantised (bfloat16, int8) and its weights' bytes counted.
 
 Imports nothing else from llmlab; every other layer builds on it.
 """
