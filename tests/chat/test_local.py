@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from llmlab.chat.local import IncrementalDecoder, LocalChat, load_chat, stream_with_stops
 from llmlab.chat.openai_backend import OpenAIChat
-from llmlab.chat.records import check_messages, cut_at_stop
+from llmlab.chat.records import check_answerable_chat, cut_at_stop
 from llmlab.decoding.context_window import ContextWindowError
 from llmlab.decoding.generation import generate
+from tests.doubles import FakeOpenAIServer
 
 CHATS = [
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -43,14 +40,14 @@ def singles(chat):
 
 def test_check_messages_errors():
     with pytest.raises(ValueError, match="empty"):
-        check_messages([])
+        check_answerable_chat([])
     with pytest.raises(ValueError, match="role 'robot'"):
-        check_messages([{"role": "robot", "content": "hi"}])
+        check_answerable_chat([{"role": "robot", "content": "hi"}])
     with pytest.raises(ValueError, match="list of messages"):
-        check_messages("hi")
+        check_answerable_chat("hi")
     with pytest.raises(ValueError, match="'role' and 'content'"):
-        check_messages([{"content": "hi"}])
-    assert check_messages(CHATS[1]) == CHATS[1]
+        check_answerable_chat([{"content": "hi"}])
+    assert check_answerable_chat(CHATS[1]) == CHATS[1]
 
 
 def test_cut_at_stop_and_stream_with_stops_agree():
@@ -136,71 +133,18 @@ def test_local_bad_input(chat):
 # --- OpenAI-compatible backend against a fake server ------------------------------------------
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-
-    def log_message(self, *args):  # keep the test output quiet
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(
-            {"path": self.path, "auth": self.headers.get("Authorization"), **body}
-        )
-        answer = "Echo: " + body["messages"][-1]["content"]
-        if not body.get("stream"):
-            payload = {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": answer},
-                    }
-                ],
-                "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-            }
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for piece in [answer[:3], answer[3:8], answer[8:]]:
-            chunk = {
-                "id": "x",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-            }
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-
-
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with FakeOpenAIServer() as fake:  # answers "Echo: <the last message>"
+        yield fake
 
 
 def test_openai_backend_plain_and_streamed(server):
-    chat = OpenAIChat(server, api_key="sk-test", model="fake-model")
+    chat = OpenAIChat(server.url, api_key="sk-test", model="fake-model")
     res = chat.complete(CHATS[0], max_tokens=5, stop=["\n"])
     assert res.text == "Echo: What is the capital of France?"
     assert (res.usage.prompt_tokens, res.usage.completion_tokens) == (7, 3)
-    sent = _FakeOpenAI.requests[-1]
+    sent = server.requests[-1]
     assert sent["path"] == "/v1/chat/completions"
     assert sent["auth"] == "Bearer sk-test"
     assert (sent["model"], sent["max_tokens"], sent["stop"]) == ("fake-model", 5, ["\n"])
@@ -213,7 +157,7 @@ def test_openai_backend_plain_and_streamed(server):
 
 
 def test_load_chat_chooses_backend(server, monkeypatch, lm):
-    monkeypatch.setenv("LLMLAB_CHAT_BASE_URL", server)
+    monkeypatch.setenv("LLMLAB_CHAT_BASE_URL", server.url)
     monkeypatch.setenv("LLMLAB_CHAT_MODEL", "fake-model")
     chat = load_chat()
     assert isinstance(chat, OpenAIChat)
@@ -225,4 +169,4 @@ def test_load_chat_chooses_backend(server, monkeypatch, lm):
     with pytest.raises(ValueError, match="'local' or 'openai'"):
         load_chat("gpt")
     with pytest.raises(ValueError, match="max_tokens"):
-        OpenAIChat(server, model="m").complete(CHATS[0], max_tokens=-1)
+        OpenAIChat(server.url, model="m").complete(CHATS[0], max_tokens=-1)

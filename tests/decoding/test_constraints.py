@@ -20,6 +20,7 @@ from llmlab.tool_use.grammar import (
 )
 from llmlab.tool_use.text_format import format_tool_calls
 from llmlab.tool_use.tools import ToolCall, tool
+from tests.doubles import add
 
 
 def get_weather(city: str, days: int = 1) -> str:
@@ -30,16 +31,6 @@ def get_weather(city: str, days: int = 1) -> str:
         days: How many days ahead.
     """
     return "sunny"
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 TOOLS = [tool(get_weather), tool(add)]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 import llmlab.tool_use.calling as tool_calling
@@ -14,6 +10,7 @@ from llmlab.chat.openai_backend import OpenAIChat
 from llmlab.decoding.generation import Generation
 from llmlab.tool_use.calling import complete_with_tools
 from llmlab.tool_use.tools import ToolCall, check_arguments, tool
+from tests.doubles import FakeOpenAIServer, add
 
 
 def get_weather(city: str) -> str:
@@ -23,16 +20,6 @@ def get_weather(city: str) -> str:
         city: The name of the city.
     """
     return f"Sunny in {city}"
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 TOOLS = [tool(get_weather), tool(add)]
@@ -79,11 +66,11 @@ def test_regex_mode_writes_the_same_tokens_as_llguidance(chat):
 
 def test_forcing_writes_the_same_call_in_fewer_passes(chat, monkeypatch):
     """constrained=True (forcing): forced text in canonical tokens, several per forward pass."""
-    import llmlab.decoding.generation
+    import llmlab.decoding.fast_generation
 
-    passes, forward = [], llmlab.decoding.generation.cached_forward
+    passes, forward = [], llmlab.decoding.fast_generation.cached_forward
     monkeypatch.setattr(
-        llmlab.decoding.generation,
+        llmlab.decoding.fast_generation,
         "cached_forward",
         lambda *a, **k: passes.append(1) or forward(*a, **k),
     )
@@ -130,7 +117,7 @@ def _canned(text: str, stop_reason: str):
 def test_unconstrained_errors_come_back_in_error(
     chat, monkeypatch, text, stop_reason, reason, finish
 ):
-    monkeypatch.setattr(tool_calling, "generate", _canned(text, stop_reason))
+    monkeypatch.setattr(tool_calling, "fast_generate", _canned(text, stop_reason))
     res = complete_with_tools(chat, SUM, TOOLS, tool_choice="required", constrained=False)
     assert reason in res.error
     assert res.tool_calls == [] and res.raw == text and res.finish_reason == finish
@@ -153,60 +140,29 @@ def test_bad_input(chat):
 # --- an OpenAI-compatible server (fake, on 127.0.0.1) ------------------------------------------
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
-        message = {"role": "assistant", "content": "It is sunny."}
-        if body.get("tool_choice") != "none":
-            args = (
-                "{not json" if "broken" in body["messages"][-1]["content"] else '{"a": 12, "b": 30}'
-            )
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_abc",
-                        "type": "function",
-                        "function": {"name": "add", "arguments": args},
-                    }
-                ],
-            }
-        reason = "tool_calls" if "tool_calls" in message else "stop"
-        payload = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": reason, "message": message}],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
-        }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def call_add(body: dict) -> dict:
+    """The fake server's reply: a call of ``add`` (its arguments broken if the user says "broken"),
+    or text when ``tool_choice`` is "none"."""
+    if body.get("tool_choice") == "none":
+        return {"role": "assistant", "content": "It is sunny."}
+    broken = "broken" in body["messages"][-1]["content"]
+    args = "{not json" if broken else '{"a": 12, "b": 30}'
+    function = {"name": "add", "arguments": args}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_abc", "type": "function", "function": function}],
+    }
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with FakeOpenAIServer(call_add, usage=(50, 9)) as fake:
+        yield fake
 
 
 def test_openai_backend_sends_tools_and_maps_tool_calls(server):
-    remote = OpenAIChat(server, api_key="sk-test", model="fake-model")
+    remote = OpenAIChat(server.url, api_key="sk-test", model="fake-model")
     history = SUM + [
         {
             "role": "assistant",
@@ -220,7 +176,7 @@ def test_openai_backend_sends_tools_and_maps_tool_calls(server):
     assert res.tool_calls == [ToolCall("add", {"a": 12, "b": 30}, "call_abc")]
     assert res.finish_reason == "tool_calls" and res.error is None and res.prompt == ""
     assert (res.usage.prompt_tokens, res.usage.completion_tokens) == (50, 9)
-    sent = _FakeOpenAI.requests[-1]
+    sent = server.requests[-1]
     assert sent["tools"] == [t.spec() for t in TOOLS] and sent["tool_choice"] == NAMED_ADD
     assert sent["messages"][1]["tool_calls"][0]["function"] == {
         "name": "add",
