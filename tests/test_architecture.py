@@ -87,10 +87,22 @@ def test_the_folder_tree_is_the_layer_list():
     assert flat == ["__init__.py", "__main__.py"], "every module lives in a subpackage"
 
 
-def test_the_readme_map_lists_the_layers_in_order():
+def readme_map() -> dict[str, set[str]]:
+    """The README's package map (the first table after "Top layer first"): layer -> modules."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    listed = re.findall(r"^\| `(\w+)/` \|", readme, re.M)
-    assert listed == list(reversed(LAYERS)), "README's package map: top layer first"
+    table = readme.split("Top layer first", 1)[1].split("\n\n", 2)[1]
+    rows = re.findall(r"^\| `(\w+)/` \|[^|]*\|([^|]*)\|", table, re.M)
+    return {name: set(re.findall(r"`(\w+)`", modules)) for name, modules in rows}
+
+
+def test_the_readme_map_lists_the_layers_in_order():
+    assert list(readme_map()) == list(reversed(LAYERS)), "README's package map: top layer first"
+
+
+def test_the_readme_map_lists_every_module_of_each_layer():
+    for name, listed in readme_map().items():
+        files = {p.stem for p in (PKG / name).glob("*.py") if p.stem != "__init__"}
+        assert listed == files, f"README's map row `{name}/`: add {files - listed}, drop {listed - files}"
 
 
 def test_imports_point_down_the_layers():

@@ -34,15 +34,15 @@ from llmlab.chat.records import (
     ChatResult,
     Messages,
     Usage,
+    check_answerable_chat,
     check_chats,
-    check_messages,
     check_request,
     cut_at_stop,
 )
 from llmlab.decoding.batching import generate_batch
 from llmlab.decoding.chat_template import encode_prompt, stop_token_ids
 from llmlab.decoding.context_window import check_fits
-from llmlab.decoding.generation import generate
+from llmlab.decoding.fast_generation import fast_generate
 
 if TYPE_CHECKING:
     from llmlab.runtime.models import LM
@@ -112,7 +112,7 @@ class LocalChat:
 
     def prompt_ids(self, messages: Messages) -> list[int]:
         """The token ids the model reads: the chat template applied, ready for the answer."""
-        return encode_prompt(self.lm, check_messages(messages), chat=True)
+        return encode_prompt(self.lm, check_answerable_chat(messages), chat=True)
 
     def _result(self, gen: Any, stop: list[str]) -> ChatResult:
         text, hit = cut_at_stop(gen.text, stop)  # generate already cut; cut again to be exact
@@ -127,11 +127,11 @@ class LocalChat:
         stop: Sequence[str] | str | None = None,
         seed: int | None = None,
     ) -> ChatResult:
-        """The answer to the chat (``llmlab.decoding.generation.generate``; greedy at temperature 0)."""
+        """The answer to the chat (``llmlab.decoding.fast_generation.fast_generate``; greedy at temperature 0)."""
         stops = check_request(max_tokens, temperature, stop)
-        gen = generate(
+        gen = fast_generate(
             self.lm,
-            check_messages(messages),
+            check_answerable_chat(messages),
             max_new_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
@@ -152,7 +152,7 @@ class LocalChat:
         """Answers to many chats in one batch (left padding; greedy = one-at-a-time, token for token)."""
         stops = check_request(max_tokens, temperature, stop)
         check_chats(chats)
-        checked = [check_messages(c) for c in chats]
+        checked = [check_answerable_chat(c) for c in chats]
         gens = generate_batch(
             self.lm,
             checked,

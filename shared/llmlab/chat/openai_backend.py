@@ -18,8 +18,8 @@ from llmlab.chat.records import (
     ChatResult,
     Messages,
     Usage,
+    check_answerable_chat,
     check_chats,
-    check_messages,
     check_request,
 )
 
@@ -54,7 +54,7 @@ class OpenAIChat:
         stops = check_request(max_tokens, temperature, stop)
         req = {
             "model": self.model,
-            "messages": check_messages(messages),
+            "messages": check_answerable_chat(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
