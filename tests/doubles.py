@@ -7,6 +7,9 @@
 - ``HashEmbedder``: a stand-in embedder with one fixed unit vector per distinct text (no
   similarity at all): for tests about caching, counting and bookkeeping.
 - ``add``: a typed tool with a docstring, as ``llmlab.tool_use.tools.tool`` reads it.
+- ``tiny_llama(tokenizer, blocks)``: a random Llama of a few 64-wide blocks with the real
+  SmolLM2 tokenizer and chat template: the same code paths as the bundled model in milliseconds
+  (for training and scoring tests whose result does not depend on what the model knows).
 
 Both embedders record what they were asked (``.calls``: one list of texts per ``encode`` call)
 and carry an ``llmlab_name``, the name an index is stamped with.
@@ -161,3 +164,29 @@ class HashEmbedder(WordEmbedder):
         ]
         v = np.array(rows, np.float32).reshape(len(texts), self.dim) + 1.0  # (n, dim)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+# --- a tiny language model ---------------------------------------------------------------
+
+
+def tiny_llama(tokenizer, blocks: int = 2, seed: int = 0):
+    """A ``blocks``-block random Llama (hidden 64, 4 heads, 2 KV heads, tied embeddings) sized
+    for ``tokenizer``. Its embeddings are scaled up (random ones have std 0.02), so logits move."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=blocks,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(10)
+    return model

@@ -94,7 +94,7 @@ class ScriptedChat:
             error = None
         except ToolCallParseError as exc:
             text, calls, error = raw, [], str(exc)
-        usage = Usage(self.prompt_tokens, 10)
+        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=10)
         return ToolChatResult(
             text=text,
             tool_calls=calls,
@@ -107,7 +107,12 @@ class ScriptedChat:
 
     def complete_batch(self, chats, max_tokens=256, **kwargs) -> list[ChatResult]:
         return [
-            ChatResult(self.replies.pop(0), Usage(self.prompt_tokens, 5), "stop") for _ in chats
+            ChatResult(
+                text=self.replies.pop(0),
+                usage=Usage(prompt_tokens=self.prompt_tokens, completion_tokens=5),
+                finish_reason="stop",
+            )
+            for _ in chats
         ]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +18,13 @@ from llmlab.agents.memory import (
     token_counter,
     update_summaries,
 )
-from llmlab.agents.memory_eval import (
-    recall_by_budget,
-    recalled,
-    replay,
-    synthetic_conversation,
-    wilson_ci,
-)
+from llmlab.agents.memory_eval import recall_by_budget, recalled, replay, synthetic_conversation
 from llmlab.agents.vector_memory import SQLiteMemory, VectorMemory, preload_vectors
+from llmlab.evaluation.metrics import wilson_ci
 from llmlab.search.semantic_index import ModelMismatchError
+from tests.doubles import WordEmbedder
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CHAT = [
     ("user", "Hi! I just moved to a new flat."),
@@ -57,23 +55,6 @@ def fill(memory, turns=CHAT):
 def tmp_cache(tmp_path, monkeypatch):
     """Embedding cache files go to a temporary folder."""
     monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "cache"))
-
-
-class FakeEmbedder:
-    """A stand-in embedding model with another name (bag of hashed words, unit length)."""
-
-    llmlab_name = "fake-bag-of-words"
-
-    def __init__(self):
-        self.calls = []  # the texts of every encode call
-
-    def encode(self, texts, **kwargs):
-        self.calls.append(list(texts))
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i, sum(map(ord, w)) % 64] += 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def test_token_counter_matches_tiktoken(cl100k):
@@ -136,7 +117,12 @@ class FakeChat:
 
         self.batches.append(chats)
         text = [c[-1]["content"].split("New lines:\n")[1].split("\n")[0][2:] for c in chats]
-        return [ChatResult(t, Usage(100, 10), "stop") for t in text]
+        return [
+            ChatResult(
+                text=t, usage=Usage(prompt_tokens=100, completion_tokens=10), finish_reason="stop"
+            )
+            for t in text
+        ]
 
 
 def test_lm_summaries_are_batched_and_their_tokens_counted():
@@ -167,7 +153,7 @@ def test_vector_memory_finds_the_fact(embedder):
 
 
 def test_preload_embeds_once_and_searches_only_what_was_told():
-    emb = FakeEmbedder()
+    emb = WordEmbedder()
     mems = [VectorMemory(k=2, embedder=emb, count=words) for _ in range(3)]
     texts = [c for _, c in CHAT] + ["What is my locker code at the gym?"]
     assert preload_vectors(mems + [WindowMemory(count=words)], texts + texts[:3]) == len(texts)
@@ -178,7 +164,8 @@ def test_preload_embeds_once_and_searches_only_what_was_told():
     fill(mems[1])
     ctx = mems[1].context("What is my locker code at the gym?", 40)
     assert "4812" in ctx[0]["content"] and len(emb.calls) == 1
-    alone = FakeEmbedder().encode([CHAT[2][1]])[0]  # preloaded = embedding the turn alone
+    alone = WordEmbedder().encode([CHAT[2][1]])[0]  # preloaded = embedding the turn alone
+    alone /= np.linalg.norm(alone)  # the memory stores unit vectors
     assert np.allclose(mems[1].vectors[2], alone)
     fill(mems[2]).search("Something never preloaded")  # a new query is embedded on its own
     assert emb.calls[-1] == ["Something never preloaded"] and len(emb.calls) == 2
@@ -205,15 +192,12 @@ def test_sqlite_round_trip_across_connections(tmp_path, embedder):
 
 def test_sqlite_refuses_another_embedding_model(tmp_path):
     path = tmp_path / "memory.sqlite"
-    with SQLiteMemory(path, embedder=FakeEmbedder(), count=words) as mem:
+    with SQLiteMemory(path, embedder=WordEmbedder(), count=words) as mem:
         fill(mem, CHAT[:2])
         mem.context("flat", 50)
 
-    class Other(FakeEmbedder):
-        llmlab_name = "other-model"
-
-    with pytest.raises(ModelMismatchError, match="fake-bag-of-words.*new file"):
-        SQLiteMemory(path, embedder=Other(), count=words)
+    with pytest.raises(ModelMismatchError, match="stand-in-words.*new file"):
+        SQLiteMemory(path, embedder=WordEmbedder("other-model"), count=words)
 
 
 @pytest.mark.parametrize(
@@ -224,9 +208,9 @@ def test_sqlite_refuses_another_embedding_model(tmp_path):
         (lambda: WindowMemory(count=words).context("q", 0), "budget_tokens"),
         (lambda: WindowMemory(count=words).context("q", -5), "budget_tokens"),
         (lambda: WindowMemory(count=words).context(None, 10), "query"),
-        (lambda: VectorMemory(k=0, embedder=FakeEmbedder(), count=words), "k must"),
-        (lambda: VectorMemory(embedder=FakeEmbedder(), count=words).search("hi", k=-1), "k must"),
-        (lambda: VectorMemory(embedder=FakeEmbedder(), count=words).context(" ", 10), "empty"),
+        (lambda: VectorMemory(k=0, embedder=WordEmbedder(), count=words), "k must"),
+        (lambda: VectorMemory(embedder=WordEmbedder(), count=words).search("hi", k=-1), "k must"),
+        (lambda: VectorMemory(embedder=WordEmbedder(), count=words).context(" ", 10), "empty"),
         (lambda: SummaryMemory(every=0, count=words), "every"),
         (lambda: synthetic_conversation(n_turns=10), "n_turns"),
     ],
@@ -271,31 +255,31 @@ def test_sqlite_memory_reloads_in_a_new_process(tmp_path):
     MiniLM round trip is test_sqlite_round_trip_across_connections; a stand-in embedder here
     keeps torch out of the child process.)"""
     path = tmp_path / "memory.sqlite"
-    with SQLiteMemory(path, embedder=FakeEmbedder(), count=words) as mem:
+    with SQLiteMemory(path, embedder=WordEmbedder(), count=words) as mem:
         fill(mem)
         mem.context("flat", 80)  # embeds every turn into the file
     code = "\n".join(
         [
             "import numpy as np",
             "from llmlab.agents.vector_memory import SQLiteMemory",
-            inspect.getsource(FakeEmbedder),
-            f"m = SQLiteMemory(r'{path}', embedder=FakeEmbedder(), count=lambda t: len(t.split()))",
+            "from tests.doubles import WordEmbedder",
+            f"m = SQLiteMemory(r'{path}', embedder=WordEmbedder(), count=lambda t: len(t.split()))",
             "assert len(m.vectors) == len(m.turns) and not m.embedder.calls  # read, not embedded",
             "print(m.context('What is my locker code at the gym?', 80)[0]['content'])",
         ]
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert "4812" in out.stdout
 
 
-def test_wilson_interval_closed_forms():
-    z2 = 1.96**2  # at 0/n the upper end is z^2 / (n + z^2); n/n mirrors it
-    assert wilson_ci(0, 24) == pytest.approx((0.0, z2 / (24 + z2)))
-    assert wilson_ci(24, 24) == pytest.approx((24 / (24 + z2), 1.0))
-    assert wilson_ci(18, 24) == pytest.approx((0.5510, 0.8800), abs=1e-4)  # worked by hand
+def test_recall_by_budget_counts_hits_per_budget():
     rows = [{"budget": 8, "hit": h, "tokens": 5} for h in (True, False, True, True)]
-    assert recall_by_budget(rows)[8]["recall"] == 0.75 and recall_by_budget(rows)[8]["tokens"] == 5
+    out = recall_by_budget(rows)[8]
+    assert out["recall"] == 0.75 and out["tokens"] == 5
+    assert (out["low"], out["high"]) == wilson_ci(3, 4)
 
 
 @pytest.mark.slow

@@ -80,11 +80,13 @@ def test_calculate_refuses_anything_but_arithmetic(bad):
 
 def test_calculator_errors_reach_the_model_as_results():
     calc = next(t for t in task_tools() if t.name == "calculator")
-    res = run_tool([calc], ToolCall("calculator", {"expression": "1/0"}))
+    res = run_tool([calc], ToolCall(name="calculator", arguments={"expression": "1/0"}))
     assert not res.ok and "ZeroDivisionError" in res.content
-    res = run_tool([calc], ToolCall("calculator", {"expression": "open('x')"}))
+    res = run_tool([calc], ToolCall(name="calculator", arguments={"expression": "open('x')"}))
     assert not res.ok and "does not match" in res.content  # the schema's pattern refuses it
-    res = run_tool([tool(calculator)], ToolCall("calculator", {"expression": "open('x')"}))
+    res = run_tool(
+        [tool(calculator)], ToolCall(name="calculator", arguments={"expression": "open('x')"})
+    )
     assert not res.ok and "only numbers" in res.content  # and so does the function itself
     assert calculator("7 * 6") == "42" and calculator("1/3") == "0.3333333333"
 
@@ -97,7 +99,13 @@ def test_wiki_lookup_finds_the_article_and_cuts_it():
 
 
 def test_check_uses_the_last_number():
-    task = AgentTask("t", "arithmetic", "What is 4,817 × 29?", "139693", "calculator")
+    task = AgentTask(
+        id="t",
+        kind="arithmetic",
+        question="What is 4,817 × 29?",
+        answer="139693",
+        tool="calculator",
+    )
     assert check("4817 * 29 = 139,693.", task) and check("139693", task)
     assert not check("139,693 or maybe 139,694", task) and not check("I don't know", task)
     assert last_number("born 1847, died 1931") == "1931" and last_number("") is None

@@ -22,11 +22,14 @@ from llmlab.chat.prompting import (
 from llmlab.data.datasets import wiki_subset
 
 LABELS = ["city", "country", "language"]
-SHOTS = [Example("Capital city of Peru", "city"), Example("Language of Brazil", "language")]
+SHOTS = [
+    Example(text="Capital city of Peru", label="city"),
+    Example(text="Language of Brazil", label="language"),
+]
 ITEMS = [
-    Example("Largest city in Japan", "city"),
-    Example("Country in West Africa", "country"),
-    Example("Romance language spoken in Spain", "language"),
+    Example(text="Largest city in Japan", label="city"),
+    Example(text="Country in West Africa", label="country"),
+    Example(text="Romance language spoken in Spain", label="language"),
 ]
 RAW = Template(instruction="Say what kind of thing it is.", input_prefix="Description: ")
 
@@ -42,7 +45,10 @@ def _naive(lm, prompt, label):
 @pytest.mark.parametrize("chat", [False, True])
 def test_cached_scores_equal_naive(lm, chat):
     template = Template(
-        RAW.instruction, RAW.input_prefix, chat=chat, label_words={"country": "sovereign state"}
+        instruction=RAW.instruction,
+        input_prefix=RAW.input_prefix,
+        chat=chat,
+        label_words={"country": "sovereign state"},
     )  # a multi-token label
     labels = label_token_ids(lm, template, LABELS)
     assert max(map(len, labels)) > 1
@@ -61,7 +67,9 @@ def test_build_prompt_layouts():
         "\n\nDescription: Language of Brazil\nAnswer: language\n\n"
         "Description: Largest city in Japan\nAnswer:"
     )
-    chat = build_prompt(Template("Be brief.", "D: ", chat=True), SHOTS[:1], "X")
+    chat = build_prompt(
+        Template(instruction="Be brief.", input_prefix="D: ", chat=True), SHOTS[:1], "X"
+    )
     assert [m["role"] for m in chat] == ["system", "user", "assistant", "user"]
     assert chat[2]["content"] == "city" and chat[3]["content"] == "D: X"
 
@@ -102,4 +110,4 @@ def test_bad_input(lm):
     with pytest.raises(ValueError, match="empty"):
         classify(lm, RAW, SHOTS, [], LABELS)
     with pytest.raises(ValueError, match="not in labels"):
-        classify(lm, RAW, SHOTS, [Example("x", "river")], LABELS)
+        classify(lm, RAW, SHOTS, [Example(text="x", label="river")], LABELS)

@@ -34,7 +34,7 @@ def get_weather(city: str, days: int = 1) -> str:
 
 
 TOOLS = [tool(get_weather), tool(add)]
-CALL = ToolCall("get_weather", {"city": "Paris", "days": 12})
+CALL = ToolCall(name="get_weather", arguments={"city": "Paris", "days": 12})
 NAMED = {"type": "function", "function": {"name": "add"}}
 
 
@@ -73,7 +73,7 @@ def test_json_schema_regex_accepts_exactly_the_valid_json_dumps_texts():
 
 
 def test_format_tool_calls_is_in_both_languages(lm):
-    text = format_tool_calls([CALL, ToolCall("add", {"a": 2, "b": 3})])
+    text = format_tool_calls([CALL, ToolCall(name="add", arguments={"a": 2, "b": 3})])
     for choice in ("auto", "required"):
         assert regex.fullmatch(tool_call_regex(TOOLS, choice), text)
         g = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, choice))
@@ -136,7 +136,9 @@ def test_end_of_sequence_only_when_the_call_is_complete(lm):
     rx = RegexConstraint(lm, tool_call_regex(TOOLS, NAMED))
     ll = GrammarConstraint(lm, grammar=tool_call_grammar(TOOLS, NAMED))
     eos = lm.tokenizer.eos_token_id
-    masks = walk(lm, format_tool_calls([ToolCall("add", {"a": 2, "b": 30})]), [rx, ll])
+    masks = walk(
+        lm, format_tool_calls([ToolCall(name="add", arguments={"a": 2, "b": 30})]), [rx, ll]
+    )
     for a, b in masks[:-1]:
         assert not a[eos] and not b[eos]
     assert masks[-1][0][eos] and masks[-1][1][eos]

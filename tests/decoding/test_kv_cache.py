@@ -25,7 +25,19 @@ def test_kv_cache_formula_matches_config(lm):
 
 
 def test_kv_cache_bytes_of_a_typed_in_config():
-    llama3_8b = TransformerConfig(32, 32, 8, 4096, 128, 14336, 128256, 5e5, 1e-5, False, 8192)
+    llama3_8b = TransformerConfig(
+        n_layer=32,
+        n_head=32,
+        n_kv_head=8,
+        n_embd=4096,
+        head_dim=128,
+        intermediate_size=14336,
+        vocab_size=128256,
+        rope_theta=5e5,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        context_length=8192,
+    )
     assert K.kv_cache_bytes(llama3_8b, 8192, bytes_per_value=2) == 2**30  # 1 GiB
 
 

@@ -332,7 +332,12 @@ def test_complete_with_tools_through_the_server_equals_local(srv, local):
     from llmlab.tool_use.tools import Tool
 
     params = WEATHER["function"]["parameters"]
-    tool = Tool("get_weather", WEATHER["function"]["description"], params, lambda **kw: "sunny")
+    tool = Tool(
+        name="get_weather",
+        description=WEATHER["function"]["description"],
+        parameters=params,
+        fn=lambda **kw: "sunny",
+    )
     msgs = [{"role": "user", "content": "Weather in Rome, please."}]
     remote = load_chat(base_url=srv.base_url, model=local.model)
     got = tool_calling.complete_with_tools(

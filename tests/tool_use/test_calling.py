@@ -101,7 +101,9 @@ def test_auto_and_none_let_the_model_answer_in_text(chat):
 def _canned(text: str, stop_reason: str):
     def fake_generate(lm, prompt, **kwargs):
         assert kwargs["constraint"] is None  # unconstrained mode
-        return Generation([5] * 7, text, [], prompt_ids=[1] * 30, stop_reason=stop_reason)
+        return Generation(
+            token_ids=[5] * 7, text=text, steps=[], prompt_ids=[1] * 30, stop_reason=stop_reason
+        )
 
     return fake_generate
 
@@ -167,13 +169,13 @@ def test_openai_backend_sends_tools_and_maps_tool_calls(server):
         {
             "role": "assistant",
             "content": "",
-            "tool_calls": [ToolCall("add", {"a": 1, "b": 2}, "c1")],
+            "tool_calls": [ToolCall(name="add", arguments={"a": 1, "b": 2}, id="c1")],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "3"},
         {"role": "user", "content": "And 12 + 30?"},
     ]
     res = complete_with_tools(remote, history, TOOLS, tool_choice=NAMED_ADD, max_tokens=20)
-    assert res.tool_calls == [ToolCall("add", {"a": 12, "b": 30}, "call_abc")]
+    assert res.tool_calls == [ToolCall(name="add", arguments={"a": 12, "b": 30}, id="call_abc")]
     assert res.finish_reason == "tool_calls" and res.error is None and res.prompt == ""
     assert (res.usage.prompt_tokens, res.usage.completion_tokens) == (50, 9)
     sent = server.requests[-1]

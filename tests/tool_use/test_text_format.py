@@ -40,7 +40,10 @@ CHAT = [
 
 
 def test_round_trip_format_then_parse():
-    calls = [ToolCall("get_weather", {"city": "Zürich", "unit": "celsius"}), ToolCall("noop", {})]
+    calls = [
+        ToolCall(name="get_weather", arguments={"city": "Zürich", "unit": "celsius"}),
+        ToolCall(name="noop", arguments={}),
+    ]
     text = format_tool_calls(calls)
     assert text.startswith("<tool_call>[") and text.endswith("]</tool_call>")
     assert parse_tool_calls(text) == ("", calls)
@@ -49,11 +52,13 @@ def test_round_trip_format_then_parse():
 
 def test_single_object_list_and_plain_answers():
     one = '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
-    assert parse_tool_calls(one)[1] == [ToolCall("get_weather", {"city": "Oslo"})]
+    assert parse_tool_calls(one)[1] == [ToolCall(name="get_weather", arguments={"city": "Oslo"})]
     assert parse_tool_calls("<tool_call>[]</tool_call>") == ("", [])
     assert parse_tool_calls("It is sunny.") == ("It is sunny.", [])
     # complete JSON, cut off just before the closing tag: still a call
-    assert parse_tool_calls('<tool_call>[{"name": "a", "arguments": {}}]')[1] == [ToolCall("a", {})]
+    assert parse_tool_calls('<tool_call>[{"name": "a", "arguments": {}}]')[1] == [
+        ToolCall(name="a", arguments={})
+    ]
 
 
 @pytest.mark.parametrize(

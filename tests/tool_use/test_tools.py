@@ -107,7 +107,9 @@ def test_check_tools_rejects_duplicates_non_tools_and_bad_names():
     with pytest.raises(ValueError, match="not a Tool"):
         check_tools([divide])
     with pytest.raises(ValueError, match="Bad tool name"):
-        check_tools([Tool("has space", "", {"type": "object"}, divide)])
+        check_tools(
+            [Tool(name="has space", description="", parameters={"type": "object"}, fn=divide)]
+        )
 
 
 def test_check_arguments_quotes_the_problem():
@@ -123,19 +125,19 @@ def test_check_arguments_quotes_the_problem():
 
 def test_run_tool_results_and_errors_never_raise():
     tools = [tool(divide), tool(greet)]
-    ok = run_tool(tools, ToolCall("divide", {"a": 6, "b": 3}))
+    ok = run_tool(tools, ToolCall(name="divide", arguments={"a": 6, "b": 3}))
     assert ok.ok and ok.content == "2.0"
-    as_json = run_tool(tools, ToolCall("greet", {"name": "Ada", "times": 2}))
+    as_json = run_tool(tools, ToolCall(name="greet", arguments={"name": "Ada", "times": 2}))
     assert as_json.ok and as_json.content == '{"greeting": "hello Ada hello Ada"}'
 
-    unknown = run_tool(tools, ToolCall("multiply", {"a": 1}))
+    unknown = run_tool(tools, ToolCall(name="multiply", arguments={"a": 1}))
     assert not unknown.ok and "multiply" in unknown.content
     assert "divide" in unknown.content and "greet" in unknown.content
 
-    bad_args = run_tool(tools, ToolCall("divide", {"a": 1}))
+    bad_args = run_tool(tools, ToolCall(name="divide", arguments={"a": 1}))
     assert not bad_args.ok and "'b' is a required property" in bad_args.content
 
-    crash = run_tool(tools, ToolCall("divide", {"a": 1, "b": 0}))
+    crash = run_tool(tools, ToolCall(name="divide", arguments={"a": 1, "b": 0}))
     assert not crash.ok and crash.content.startswith("Error: ZeroDivisionError:")
     assert crash.call.name == "divide"
 
@@ -150,7 +152,7 @@ def test_long_results_are_cut_with_a_note():
         """
         return "x" * n
 
-    r = run_tool([big], ToolCall("big", {"n": 5000}), max_chars=100)
+    r = run_tool([big], ToolCall(name="big", arguments={"n": 5000}), max_chars=100)
     assert r.ok and r.content.startswith("x" * 100) and "4900 more characters" in r.content
     with pytest.raises(ValueError, match="max_chars"):
-        run_tool([big], ToolCall("big", {"n": 1}), max_chars=0)
+        run_tool([big], ToolCall(name="big", arguments={"n": 1}), max_chars=0)

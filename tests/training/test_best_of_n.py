@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from llmlab.runtime.models import LM
 from llmlab.training.best_of_n import best_of_k, sample_answers
+from tests.doubles import tiny_llama
 
 
 def test_best_of_k_equals_every_subset_tried():
@@ -30,20 +30,7 @@ def test_best_of_k_equals_every_subset_tried():
 @pytest.fixture(scope="module")
 def tiny(lm):
     """A 2-block random Llama with the real SmolLM2 tokenizer and chat template."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(lm.tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    return LM(model=LlamaForCausalLM(config).eval(), tokenizer=lm.tokenizer, name="tiny-llama")
+    return LM(model=tiny_llama(lm.tokenizer), tokenizer=lm.tokenizer, name="tiny-llama")
 
 
 def test_sample_answers_groups_n_per_prompt_and_is_seeded(tiny):

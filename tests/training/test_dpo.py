@@ -23,6 +23,7 @@ from llmlab.training.dpo import (
 from llmlab.training.frozen_blocks import frozen_pass, rows_logprobs, sequence_logprobs
 from llmlab.training.lora import add_lora, lora_layers, lora_parameters, remove_lora, using_adapter
 from llmlab.training.preferences import PreferencePair
+from tests.doubles import tiny_llama
 
 PAIRS = [
     PreferencePair(prompt="Name a colour.", chosen="Blue, thank you.", rejected="Blue, idiot."),
@@ -39,23 +40,7 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def tiny(lm):
     """A 4-block random Llama (hidden 64) with the real SmolLM2 tokenizer and chat template."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(lm.tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # random embeddings are tiny (std 0.02): scaled up, logits can move
-        model.get_input_embeddings().weight.mul_(10)
-    return LM(model=model, tokenizer=lm.tokenizer, name="tiny-llama")
+    return LM(model=tiny_llama(lm.tokenizer, blocks=4), tokenizer=lm.tokenizer, name="tiny-llama")
 
 
 def padded(sequences):

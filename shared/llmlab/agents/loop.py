@@ -447,7 +447,7 @@ def act(
         if result is None:  # a repeated call: the result would be the same, forever
             if not guards.values or rec.over_budget():
                 return rec.finish("loop", msgs)
-            msgs.append(tool_message(ToolResult(c, False, ANSWER_NOW)))
+            msgs.append(tool_message(ToolResult(call=c, ok=False, content=ANSWER_NOW)))
             guards.answer_next = True
             return None
         if result.ok and (c.name == "final_answer" or c.name in guards.stop_at):
@@ -491,7 +491,10 @@ def run_agent(
     """
     task, rec = check_task(task), record or RunRecord(budget=budget or Budget(), on_step=on_step)
     registry = with_final_answer(tools)
-    guards, shown = Guards(registry, allowed, grounded, stop_at), [*registry.values()]
+    guards, shown = (
+        Guards(registry=registry, allowed=allowed, grounded=grounded, stop_at=stop_at),
+        [*registry.values()],
+    )
     first = [{"role": "system", "content": system or SYSTEM}, {"role": "user", "content": task}]
     msgs = list(messages) if messages else first
     fit = context_fitter(chat, shown, context_tokens, max_tokens)

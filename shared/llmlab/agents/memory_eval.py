@@ -20,13 +20,13 @@ way, fewer distinct words, and harder in another, the distractors) and judging a
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmlab.agents.memory import Memory, Message, SummaryMemory, update_summaries
 from llmlab.agents.vector_memory import preload_vectors
+from llmlab.evaluation.metrics import wilson_ci
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,15 @@ def synthetic_conversation(n_turns: int = 96, n_facts: int = 6, seed: int = 0) -
         rng.sample(FACTS, n_facts), plant, ask, strict=True
     ):
         value = rng.choice(answers)
-        facts.append(PlantedFact(t, statement.format(value), value, question, a))
+        facts.append(
+            PlantedFact(
+                turn=t, text=statement.format(value), answer=value, question=question, ask_turn=a
+            )
+        )
     asks = [f.ask_turn for f in facts]
     rng.shuffle(asks)  # ask the facts in a random order
     facts = [
-        PlantedFact(f.turn, f.text, f.answer, f.question, a)
+        PlantedFact(turn=f.turn, text=f.text, answer=f.answer, question=f.question, ask_turn=a)
         for f, a in zip(facts, asks, strict=True)
     ]
     said = {f.turn: f.text for f in facts} | {f.ask_turn: f.question for f in facts}
@@ -153,7 +157,7 @@ def synthetic_conversation(n_turns: int = 96, n_facts: int = 6, seed: int = 0) -
         else:
             text = rng.choice(ASSISTANT_LINES).format(**slots)
         turns.append({"role": "user" if i % 2 == 0 else "assistant", "content": text})
-    return Conversation(turns, facts)
+    return Conversation(turns=turns, facts=facts)
 
 
 def recalled(messages: Sequence[Message], fact: PlantedFact) -> bool:
@@ -193,16 +197,6 @@ def replay(
                 mem.add(**conv.turns[t])
         update_summaries([m for m in memories if isinstance(m, SummaryMemory)])
     return rows
-
-
-def wilson_ci(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a rate of ``hits`` out of ``n``. Unlike a bootstrap it stays
-    honest at 0/n or n/n: ``wilson_ci(0, 24) -> (0.0, 0.138...)``, not (0, 0)."""
-    if n <= 0 or not 0 <= hits <= n:
-        raise ValueError(f"Need 0 <= hits <= n and n > 0, got hits={hits}, n={n}.")
-    p, d = hits / n, 1 + z * z / n
-    mid, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def recall_by_budget(rows: Sequence[dict]) -> dict[int, dict]:

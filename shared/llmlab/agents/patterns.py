@@ -165,7 +165,15 @@ def _make_the_plan(
     items = [s for s in (call.arguments.get("steps", []) if call else []) if isinstance(s, str)]
     items = list(dict.fromkeys(items)) or [task]  # no repeated steps; no usable plan: the task
     msgs.append(assistant_message("", [replace(call, id="plan")] if call else []))
-    msgs.append(tool_message(ToolResult(ToolCall("make_plan", {}, "plan"), True, make_plan(items))))
+    msgs.append(
+        tool_message(
+            ToolResult(
+                call=ToolCall(name="make_plan", arguments={}, id="plan"),
+                ok=True,
+                content=make_plan(items),
+            )
+        )
+    )
     rec.add(
         "plan",
         make_plan(items),
@@ -198,7 +206,7 @@ def _do_step(
     c = replace(res.tool_calls[0], id=f"call_{rec.calls}")  # one call per plan step
     msgs.append(assistant_message("", [c]))
     if call_key(c) in guards.seen:  # the same call twice: reuse, do not run it again
-        done = ToolResult(c, False, "Already done: see the result above.")
+        done = ToolResult(call=c, ok=False, content="Already done: see the result above.")
         msgs.append(tool_message(done))
         rec.add("tool", done.content, tool=c.name, arguments=c.arguments, ok=False, **step)
         return done
@@ -251,7 +259,7 @@ def plan_and_execute(
     """Plan once (a forced ``make_plan`` call), one call per plan step, then ``final_answer``."""
     task, rec = check_task(task), RunRecord(budget=budget or Budget(), on_step=on_step)
     registry = with_final_answer(tools)
-    guards = Guards(registry, allowed, grounded, stop_at)
+    guards = Guards(registry=registry, allowed=allowed, grounded=grounded, stop_at=stop_at)
     planner = plan_tool(max_plan_items, allowed)  # what the plan call may write
     # every call shows the loop's tools, then make_plan: one prompt, cached from the first call
     shown = [*registry.values(), plan_tool(max_plan_items)]

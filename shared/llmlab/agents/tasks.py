@@ -220,7 +220,11 @@ def _arithmetic(rng: random.Random, i: int) -> AgentTask:
     else:
         a, b, op, sym = rng.randint(50000, 99999), rng.randint(10000, 49999), operator.sub, "-"
     return AgentTask(
-        f"calc-{i}", "arithmetic", f"What is {a:,} {sym} {b:,}?", str(op(a, b)), "calculator"
+        id=f"calc-{i}",
+        kind="arithmetic",
+        question=f"What is {a:,} {sym} {b:,}?",
+        answer=str(op(a, b)),
+        tool="calculator",
     )
 
 
@@ -244,11 +248,11 @@ def _fact_pool() -> tuple[AgentTask, ...]:
         verb = "published" if m.group(2) == "novel" else "released"
         pool.append(
             AgentTask(
-                f"fact-{len(pool)}",
-                "fact",
-                f"In which year was the {m.group(2)} {name} first {verb}?",
-                m.group(1),
-                "wiki_lookup",
+                id=f"fact-{len(pool)}",
+                kind="fact",
+                question=f"In which year was the {m.group(2)} {name} first {verb}?",
+                answer=m.group(1),
+                tool="wiki_lookup",
             )
         )
     return tuple(pool)

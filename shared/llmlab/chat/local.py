@@ -117,7 +117,11 @@ class LocalChat:
     def _result(self, gen: Any, stop: list[str]) -> ChatResult:
         text, hit = cut_at_stop(gen.text, stop)  # generate already cut; cut again to be exact
         reason = "stop" if hit or gen.stop_reason in ("eos", "stop") else "length"
-        return ChatResult(text, Usage(len(gen.prompt_ids), len(gen.token_ids)), reason)
+        return ChatResult(
+            text=text,
+            usage=Usage(prompt_tokens=len(gen.prompt_ids), completion_tokens=len(gen.token_ids)),
+            finish_reason=reason,
+        )
 
     def complete(
         self,

@@ -75,9 +75,13 @@ class OpenAIChat:
             **self._request(messages, max_tokens, temperature, stop, seed)
         )
         choice, usage = resp.choices[0], resp.usage
-        tokens = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(0, 0)
+        tokens = (
+            Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+            if usage
+            else Usage(prompt_tokens=0, completion_tokens=0)
+        )
         reason = "length" if choice.finish_reason == "length" else "stop"
-        return ChatResult(choice.message.content or "", tokens, reason)
+        return ChatResult(text=choice.message.content or "", usage=tokens, finish_reason=reason)
 
     def complete_batch(
         self,

@@ -186,7 +186,9 @@ def score_labels(
             first = tail - len(lab)  # the position that predicts the label's first token
             scores[i, j] = sum(float(lp[first + t, tok]) for t, tok in enumerate(lab))
     naive = sum(len(p) + len(lab) - 1 for p in prompts for lab in labels)
-    return LabelScores(scores, shared, read, naive)
+    return LabelScores(
+        logprobs=scores, shared_tokens=shared, tokens_read=read, tokens_without_cache=naive
+    )
 
 
 @dataclass
@@ -242,7 +244,7 @@ def classify(
     ids = [prompt_ids(lm, build_prompt(template, shots, ex.text)) for ex in items]
     scores = score_labels(lm, ids, label_ids)
     preds = [labels[j] for j in scores.logprobs.argmax(axis=1)]
-    return Run(preds, [ex.label for ex in items], scores=scores)
+    return Run(predictions=preds, gold=[ex.label for ex in items], scores=scores)
 
 
 def parse_label(text: str, labels: Sequence[str], template: Template | None = None) -> str | None:
@@ -273,7 +275,7 @@ def classify_by_generation(
     gens = generate_batch(lm, prompts, max_new_tokens=max_new_tokens, stop=["\n"])
     texts = [g.text for g in gens]
     preds = [parse_label(t, labels, template) for t in texts]
-    return Run(preds, [ex.label for ex in items], texts=texts)
+    return Run(predictions=preds, gold=[ex.label for ex in items], texts=texts)
 
 
 def confusion_matrix(
@@ -299,7 +301,7 @@ def keyword_items(
     for a in articles:
         hits = [lab for lab in labels if pattern[lab].search(a.description)]
         if len(hits) == 1:
-            pools[hits[0]].append(Example(a.description, hits[0]))
+            pools[hits[0]].append(Example(text=a.description, label=hits[0]))
     rng = random.Random(seed)
     short = [lab for lab in labels if len(pools[lab]) < per_label]
     if short:

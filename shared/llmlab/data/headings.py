@@ -40,7 +40,9 @@ def find_headings(text: str) -> list[Heading]:
     while i < len(lines):
         line = lines[i].rstrip("\n")
         if (m := _MD_HEADING.match(line)) and not _UNDERLINE.match(line):
-            found.append(Heading(m.group(2), offsets[i], offsets[i + 1], m.group(1)))
+            found.append(
+                Heading(title=m.group(2), start=offsets[i], end=offsets[i + 1], level=m.group(1))
+            )
             i += 1
             continue
         over = _UNDERLINE.match(line) is not None
@@ -49,7 +51,14 @@ def find_headings(text: str) -> list[Heading]:
             title = lines[j].rstrip()
             under = _UNDERLINE.match(lines[j + 1])
             if under and len(lines[j + 1].rstrip()) >= len(title) and (over or title[0] != " "):
-                found.append(Heading(title.strip(), offsets[i], offsets[j + 2], under.group(1)))
+                found.append(
+                    Heading(
+                        title=title.strip(),
+                        start=offsets[i],
+                        end=offsets[j + 2],
+                        level=under.group(1),
+                    )
+                )
                 i = j + 2
                 continue
         i += 1

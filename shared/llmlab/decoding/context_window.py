@@ -325,13 +325,13 @@ def needle_test(
         prob = float(logp[b, torch.arange(len(answer)), torch.tensor(answer)].sum().exp())
         results.append(
             NeedleResult(
-                n_ctx + len(qs[b]),
-                d,
-                k,
-                v,
-                prob,
-                guess == answer,
-                lm.tokenizer.decode(guess).strip(),
+                n_tokens=n_ctx + len(qs[b]),
+                depth=d,
+                key=k,
+                value=v,
+                prob=prob,
+                correct=guess == answer,
+                guess=lm.tokenizer.decode(guess).strip(),
             )
         )
     return results

@@ -272,7 +272,14 @@ def _view(
         for i in top
     ]
     n_kept = int((final > 0).sum())
-    return View(rows, entropy(probs), entropy(final), n_kept, int(probs.shape[-1]), settings)
+    return View(
+        rows=rows,
+        entropy=entropy(probs),
+        entropy_final=entropy(final),
+        n_kept=n_kept,
+        n_vocab=int(probs.shape[-1]),
+        settings=settings,
+    )
 
 
 def token_to_id(lm: LM, token: int | str) -> int:
@@ -314,7 +321,14 @@ def explore(
     forced = dict(forced or {})
     if any(not 0 <= i < steps for i in forced):
         raise ValueError(f"forced step numbers must be in [0, {steps}), got {sorted(forced)}.")
-    ex = Explorer(lm, prompt, Settings(temperature, top_k, top_p, min_p), seed, chat, n_candidates)
+    ex = Explorer(
+        lm,
+        prompt,
+        Settings(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p),
+        seed,
+        chat,
+        n_candidates,
+    )
     check_fits(lm, len(ex.prompt_ids), steps)
     if len(forced) == steps:  # every token given (scoring a text): one forward pass for all
         ex.read_ahead([token_to_id(lm, forced[i]) for i in range(steps)])

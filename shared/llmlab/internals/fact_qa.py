@@ -115,7 +115,7 @@ def make_items(n_items: int, n_facts: int, seed: int) -> list[Item]:
     for _ in range(n_items):
         names = rng.sample(NAMES, n_facts)
         cities = [rng.choice(CITIES) for _ in names]
-        items.append(Item(tuple(names), tuple(cities), rng.randrange(n_facts)))
+        items.append(Item(names=tuple(names), cities=tuple(cities), ask=rng.randrange(n_facts)))
     return items
 
 
@@ -154,4 +154,9 @@ def ask(lm: Any, item: Item, order: str) -> Answer:
     cities = city_ids(lm)
     best = int(probs.argmax())
     said = next((c for c, i in cities.items() if i == best), lm.tokenizer.decode([best]))
-    return Answer(said == item.answer, float(probs[cities[item.answer]]), said, len(ids))
+    return Answer(
+        correct=said == item.answer,
+        p_correct=float(probs[cities[item.answer]]),
+        said=said,
+        n_tokens=len(ids),
+    )

@@ -103,7 +103,7 @@ def head_scores(weights: np.ndarray, ids: Sequence[Any]) -> HeadScores:
         ind = w[..., qi, kj].mean(-1)  # (L, H)
     else:
         ind = np.full(w.shape[:2], np.nan)
-    return HeadScores(prev, first, ind)
+    return HeadScores(previous_token=prev, first_token=first, induction=ind)
 
 
 def repeated_random_ids(lm: Any, n: int = 30, seed: int = 0) -> list[int]:
@@ -146,7 +146,7 @@ def strongest_links(
         hi = i - 1 if skip_recent else i + 1  # keys lo..hi-1
         if hi > lo:
             j = lo + int(np.argmax(w[i, lo:hi]))
-            links.append(Link(i, j, float(w[i, j])))
+            links.append(Link(query=i, key=j, weight=float(w[i, j])))
     return links
 
 
@@ -195,15 +195,16 @@ def interesting_heads(
     picks = []
     ind = scores.top("induction", 1)
     if ind and ind[0][2] >= min_score:
-        picks.append(HeadPick(*ind[0][:2], "induction", ind[0][2]))
+        la, h, s = ind[0]
+        picks.append(HeadPick(layer=la, head=h, kind="induction", score=s))
     la, h, s = scores.top("previous_token", 1)[0]
-    prev = HeadPick(la, h, "previous_token", s)
+    prev = HeadPick(layer=la, head=h, kind="previous_token", score=s)
     c = content_scores(weights)  # (L, H)
     for p in [*picks, prev]:
         c[p.layer, p.head] = 0.0  # a head already shown for another reason is not shown twice
     if c.max() > 0:
         la, h = np.unravel_index(int(np.argmax(c)), c.shape)
-        picks.append(HeadPick(int(la), int(h), "content", float(c[la, h])))
+        picks.append(HeadPick(layer=int(la), head=int(h), kind="content", score=float(c[la, h])))
     if all((p.layer, p.head) != (prev.layer, prev.head) for p in picks):
         picks.append(prev)
     return picks
@@ -304,8 +305,19 @@ def ablate_heads(lm: Any, text: str | Sequence[int], heads: Heads, k: int = 5) -
     with heads_ablated(lm, heads):
         q = next_token_distribution(lm, text)
     ids = list(dict.fromkeys(np.argsort(-p)[:k].tolist() + np.argsort(-q)[:k].tolist()))
-    changes = [ProbChange(lm.tokenizer.decode([i]), int(i), float(p[i]), float(q[i])) for i in ids]
+    changes = [
+        ProbChange(
+            token=lm.tokenizer.decode([i]), token_id=int(i), before=float(p[i]), after=float(q[i])
+        )
+        for i in ids
+    ]
     changes.sort(key=lambda c: -abs(c.change))
     tv = float(0.5 * np.abs(p - q).sum())  # total variation distance
     decode = lm.tokenizer.decode
-    return Ablation(heads, changes, tv, decode([int(p.argmax())]), decode([int(q.argmax())]))
+    return Ablation(
+        heads=heads,
+        changes=changes,
+        total_variation=tv,
+        top_before=decode([int(p.argmax())]),
+        top_after=decode([int(q.argmax())]),
+    )

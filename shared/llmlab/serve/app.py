@@ -97,7 +97,12 @@ def tool_objects(specs: list[dict]) -> list[Any]:
     fns = [t["function"] for t in specs]
     empty = {"type": "object", "properties": {}}
     return [
-        Tool(f["name"], f.get("description", ""), f.get("parameters", empty), runs_on_the_client)
+        Tool(
+            name=f["name"],
+            description=f.get("description", ""),
+            parameters=f.get("parameters", empty),
+            fn=runs_on_the_client,
+        )
         for f in fns
     ]
 
@@ -381,4 +386,4 @@ def start_in_thread(chat: Any = None, host: str = "127.0.0.1", port: int = 0) ->
             app.state.worker.close()
             raise RuntimeError("the server did not start (see the log above)")
         time.sleep(0.02)
-    return RunningServer(base_url(sock), server, thread, app)
+    return RunningServer(base_url=base_url(sock), server=server, thread=thread, app=app)

@@ -173,7 +173,7 @@ def parse_request(body: Any, served: str, aliases: set[str] = frozenset()) -> Ch
             "model",
             "model_not_found",
         )
-    req = ChatRequest(model, parse_messages(body.get("messages")))
+    req = ChatRequest(model=model, messages=parse_messages(body.get("messages")))
     tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if tokens is not None:
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:

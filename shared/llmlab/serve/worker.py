@@ -59,7 +59,7 @@ class ModelWorker:
         self, fn: Callable[[], Any], messages: list[dict] | None = None, batch: dict | None = None
     ) -> concurrent.futures.Future:
         """Queue ``fn()``; with ``messages`` and ``batch`` it may be answered in a batch instead."""
-        job = _Job(fn, concurrent.futures.Future(), messages, batch)
+        job = _Job(fn=fn, future=concurrent.futures.Future(), messages=messages, batch=batch)
         with self.ready:
             self.jobs.append(job)
             self.ready.notify()

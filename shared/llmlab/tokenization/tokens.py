@@ -66,14 +66,16 @@ def token_pieces(
         raise TypeError(f"token_pieces() needs a str, got {type(text).__name__}.")
     if hasattr(tokenizer, "decode_single_token_bytes"):  # tiktoken
         ids = tokenizer.encode(text, allowed_special="all")
-        return [TokenPiece(i, render_token(tokenizer.decode_single_token_bytes(i))) for i in ids]
+        return [
+            TokenPiece(id=i, text=render_token(tokenizer.decode_single_token_bytes(i))) for i in ids
+        ]
     if isinstance(tokenizer, Tokenizer):  # ours
         ids = (
             tokenizer.encode(text, allowed_special="all")
             if isinstance(tokenizer, RegexTokenizer)
             else tokenizer.encode(text)
         )
-        return [TokenPiece(i, render_token(tokenizer.decode_bytes([i]))) for i in ids]
+        return [TokenPiece(id=i, text=render_token(tokenizer.decode_bytes([i]))) for i in ids]
     if hasattr(tokenizer, "convert_ids_to_tokens"):  # Hugging Face
         ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
         names = tokenizer.convert_ids_to_tokens(ids)
@@ -83,7 +85,7 @@ def token_pieces(
         for i, name in zip(ids, names, strict=True):
             if byte_level and name not in specials and all(c in _UNICODE_TO_BYTE for c in name):
                 name = render_token(bytes(_UNICODE_TO_BYTE[c] for c in name))
-            pieces.append(TokenPiece(int(i), name))
+            pieces.append(TokenPiece(id=int(i), text=name))
         return pieces
     raise TypeError(
         f"Don't know how to tokenize with a {type(tokenizer).__name__}: pass a tiktoken Encoding, "

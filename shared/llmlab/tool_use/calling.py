@@ -188,14 +188,14 @@ def _local(
     else:
         reason = "length" if gen.stop_reason == "length" else "stop"
     return ToolChatResult(
-        text,
-        calls,
-        Usage(len(gen.prompt_ids), len(gen.token_ids)),
-        reason,
-        chat_text(lm, rendered),
-        raw,
-        error,
-        gen.steps,
+        text=text,
+        tool_calls=calls,
+        usage=Usage(prompt_tokens=len(gen.prompt_ids), completion_tokens=len(gen.token_ids)),
+        finish_reason=reason,
+        prompt=chat_text(lm, rendered),
+        raw=raw,
+        error=error,
+        steps=gen.steps,
     )
 
 
@@ -255,19 +255,23 @@ def _remote(
         if not isinstance(args, dict):
             errors.append(f"bad_shape: arguments of {tc.function.name!r} are not an object.")
             continue
-        calls.append(ToolCall(tc.function.name, args, tc.id or f"call_{i}"))
+        calls.append(ToolCall(name=tc.function.name, arguments=args, id=tc.id or f"call_{i}"))
     error = "; ".join(errors) or _choice_error(calls, tool_choice)
     if calls:
         reason = "tool_calls"
     else:
         reason = "length" if choice.finish_reason == "length" else "stop"
-    tokens = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(0, 0)
+    tokens = (
+        Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        if usage
+        else Usage(prompt_tokens=0, completion_tokens=0)
+    )
     return ToolChatResult(
-        message.content or "",
-        calls,
-        tokens,
-        reason,
-        "",
-        message.model_dump_json(exclude_none=True),
-        error,
+        text=message.content or "",
+        tool_calls=calls,
+        usage=tokens,
+        finish_reason=reason,
+        prompt="",
+        raw=message.model_dump_json(exclude_none=True),
+        error=error,
     )

@@ -172,7 +172,7 @@ def _calls_from(value: Any) -> list[ToolCall]:
                 'Valid JSON, wrong shape: each call must be {"name": "<tool>", "arguments": '
                 f"{{...}}}}, got {json.dumps(item, ensure_ascii=False)[:200]}.",
             )
-        calls.append(ToolCall(item["name"], dict(item.get("arguments", {}))))
+        calls.append(ToolCall(name=item["name"], arguments=dict(item.get("arguments", {}))))
     return calls
 
 

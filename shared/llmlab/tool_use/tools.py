@@ -207,7 +207,7 @@ def run_tool(
     by_name = check_tools(tools)
 
     def fail(message: str) -> ToolResult:
-        return ToolResult(call, False, _cut("Error: " + message, max_chars))
+        return ToolResult(call=call, ok=False, content=_cut("Error: " + message, max_chars))
 
     chosen = by_name.get(call.name)
     if chosen is None:
@@ -224,4 +224,4 @@ def run_tool(
         value = chosen.fn(**call.arguments)
     except Exception as e:  # the tool's own bug or a bad value: reported to the model
         return fail(f"{type(e).__name__}: {e}")
-    return ToolResult(call, True, _cut(_as_text(value), max_chars))
+    return ToolResult(call=call, ok=True, content=_cut(_as_text(value), max_chars))

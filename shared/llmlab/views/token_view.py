@@ -66,5 +66,6 @@ def show_tokens(
 
         tokenizer = load_tokenizer()
     return TokenView(
-        token_pieces(text, tokenizer, add_special_tokens=add_special_tokens), show_whitespace
+        pieces=token_pieces(text, tokenizer, add_special_tokens=add_special_tokens),
+        show_whitespace=show_whitespace,
     )
