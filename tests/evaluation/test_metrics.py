@@ -172,3 +172,63 @@ def test_bootstrap_ci_contains_mean_and_narrows_with_n():
 def test_bad_input_says_what_to_do(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+# --- intervals, paired comparisons, sample sizes ------------------------------------------------
+
+
+def test_wilson_matches_scipy():
+    from scipy.stats import binomtest
+
+    from llmlab.evaluation.metrics import wilson_ci
+
+    for hits, n in [(0, 24), (7, 20), (20, 20), (130, 200)]:
+        ci = binomtest(hits, n).proportion_ci(method="wilson")
+        assert wilson_ci(hits, n) == pytest.approx((ci.low, ci.high))
+    ci = binomtest(7, 20).proportion_ci(confidence_level=0.9, method="wilson")
+    assert wilson_ci(7, 20, confidence=0.9) == pytest.approx((ci.low, ci.high))
+    with pytest.raises(ValueError):
+        wilson_ci(3, 2)
+
+
+def test_standard_error_matches_scipy():
+    from scipy.stats import sem
+
+    from llmlab.evaluation.metrics import standard_error
+
+    x = [1, 0, 1, 1, 0, 1, 0, 0, 1, 1]
+    assert standard_error(x) == pytest.approx(float(sem(x)))
+
+
+def test_paired_bootstrap():
+    from llmlab.evaluation.metrics import paired_bootstrap_ci
+
+    a = [1, 0, 1, 1, 0, 1, 0, 1] * 10
+    assert paired_bootstrap_ci(a, a) == (0.0, 0.0)  # the same system: no difference at all
+    better = [1] * 80
+    low, high = paired_bootstrap_ci(better, a)
+    assert 0 < low <= high  # always right vs right 5 times in 8: better on these items
+    with pytest.raises(ValueError, match="same items"):
+        paired_bootstrap_ci([1, 0], [1])
+
+
+def test_items_needed_gives_the_promised_power():
+    """Simulate: with n items per model, a two-sided z-test at 5% tells 0.50 from 0.52 in about
+    80% of runs (the power the formula promises); with a tenth of the items, rarely."""
+    from llmlab.evaluation.metrics import items_needed
+
+    n = items_needed(0.50, 0.52)
+    assert 9000 < n < 11000
+    rng = np.random.default_rng(0)
+
+    def power(n_items, runs=4000):
+        a = rng.binomial(n_items, 0.50, runs) / n_items  # (runs,)
+        b = rng.binomial(n_items, 0.52, runs) / n_items
+        p = (a + b) / 2
+        z = (b - a) / np.sqrt(2 * p * (1 - p) / n_items)
+        return float(np.mean(np.abs(z) > 1.96))
+
+    assert power(n) == pytest.approx(0.8, abs=0.03)
+    assert power(n // 10) < 0.2
+    with pytest.raises(ValueError):
+        items_needed(0.5, 0.5)

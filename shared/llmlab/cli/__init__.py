@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "llmlab.cli.research",
         "research a question in a folder: search, read, cite, verify",
     ),
+    "tune": ("llmlab.cli.tune", "fine-tune the model on your chats (JSONL) with LoRA"),
 }
 
 

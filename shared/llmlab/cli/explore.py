@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
+from llmlab.cli.tune import adapted_lm, add_adapter_option
 
 MAX_SHOW = 20  # candidates per step: more is a wall of text, not a picture
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "--show", type=int, default=5, help=f"candidates shown per step (default 5, max {MAX_SHOW})"
     )
     p.add_argument("--model", default=None, help="model name (default: bundled SmolLM2)")
+    add_adapter_option(p)
     return p
 
 
@@ -70,7 +72,8 @@ def _explore(argv: list[str] | None) -> int:
     from llmlab.views.terminal import format_step
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars between the learner and the answer
-    lm = load_lm(args.model)  # only now: the checks above cost nothing, loading costs seconds
+    # only now: the checks above cost nothing, loading costs seconds
+    lm = adapted_lm(args.adapter, args.model) or load_lm(args.model)
     n_prompt, limit = len(encode_prompt(lm, args.prompt, chat=args.chat)), lm.context_length
     if n_prompt >= limit:
         raise CliError(

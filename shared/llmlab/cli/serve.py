@@ -14,6 +14,7 @@ import logging
 import sys
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
+from llmlab.cli.tune import adapted_chat, add_adapter_option
 
 EXAMPLE = """\
 from openai import OpenAI
@@ -51,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
         logging.getLogger("llmlab.serve.app").addHandler(handler)
         logging.getLogger("llmlab.serve.app").setLevel(logging.DEBUG)
     print("llmlab serve: loading the model ...", file=sys.stderr, flush=True)
-    app = create_app()
+    app = create_app(adapted_chat(args.adapter))
     url = base_url(sock)
     print(f"Serving {app.state.chat.model} at {url}  (Ctrl-C stops it)\n")
     print(EXAMPLE.format(url=url, model=app.state.chat.model))
@@ -81,6 +82,7 @@ def cli(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the prompt the server builds for every request",
     )
+    add_adapter_option(parser)
     return run("serve", lambda: serve(parser.parse_args(argv)))
 
 

@@ -9,11 +9,14 @@ Covers, each for ONE query or ONE answer (average over a test set yourself, e.g.
 - Answers: ``normalize_answer`` (SQuAD v1.1: lowercase, drop punctuation and a/an/the, squeeze
   spaces), ``exact_match`` and ``token_f1`` (best over the accepted answers), and
   ``support_score``, a groundedness proxy: the share of the answer's words found in the context.
-- Uncertainty: ``bootstrap_ci(values)``, a percentile bootstrap confidence interval of the mean.
+- Uncertainty: ``bootstrap_ci(values)``, a percentile bootstrap confidence interval of the mean;
+  ``wilson_ci(hits, n)``, the Wilson score interval of a rate (honest at 0/n and n/n);
+  ``standard_error(values)``; ``paired_bootstrap_ci(a, b)``, the CI of the difference between two
+  systems scored on the same items (resample items, not scores); ``items_needed(p1, p2)``, how
+  many test items it takes to tell two accuracies apart.
 
 Leaves out: model-based faithfulness (NLI entailment: no such model ships offline), LLM-as-judge
-prompting (see ``evaluation.ipynb``), statistical tests between two systems (a paired bootstrap
-is the next step: resample the same items for both).
+prompting (see ``evaluation.ipynb``), corrections for testing many hypotheses at once.
 """
 
 from __future__ import annotations
@@ -27,13 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(
-            f"k (how many top results to score) must be a whole number >= 1, got {k!r}."
-        )
-    return int(k)
+from llmlab.search.semantic_index import check_k
 
 
 def _ranked(ranked_ids: Sequence[Hashable]) -> list[Hashable]:
@@ -54,7 +51,7 @@ def _relevant(relevant_ids: Iterable[Hashable]) -> set[Hashable]:
 def recall_at_k(ranked_ids: Sequence[Hashable], relevant_ids: Iterable[Hashable], k: int) -> float:
     """Share of the relevant items found in the top ``k``: ``recall_at_k(["a", "b"], {"b"}, 1) -> 0.0``."""
     relevant = _relevant(relevant_ids)
-    return len(relevant & set(_ranked(ranked_ids)[: _check_k(k)])) / len(relevant)
+    return len(relevant & set(_ranked(ranked_ids)[: check_k(k)])) / len(relevant)
 
 
 def precision_at_k(
@@ -62,7 +59,7 @@ def precision_at_k(
 ) -> float:
     """Share of the top ``k`` slots holding a relevant item (a list shorter than k counts the gap)."""
     relevant = _relevant(relevant_ids)
-    return sum(1 for i in _ranked(ranked_ids)[: _check_k(k)] if i in relevant) / k
+    return sum(1 for i in _ranked(ranked_ids)[: check_k(k)] if i in relevant) / k
 
 
 def reciprocal_rank(ranked_ids: Sequence[Hashable], relevant_ids: Iterable[Hashable]) -> float:
@@ -81,7 +78,7 @@ def mrr(ranked_ids: Sequence[Hashable], relevant_ids: Iterable[Hashable]) -> flo
 
 def dcg_at_k(gains: Sequence[float], k: int) -> float:
     """Discounted cumulative gain of gains in rank order: sum of gain / log2(rank + 1)."""
-    return float(sum(g / math.log2(r + 2) for r, g in enumerate(list(gains)[: _check_k(k)])))
+    return float(sum(g / math.log2(r + 2) for r, g in enumerate(list(gains)[: check_k(k)])))
 
 
 def ndcg_at_k(
@@ -132,7 +129,11 @@ def span_scores(retrieved: Iterable[Span], gold: Iterable[Span]) -> SpanScores:
     if not want:
         raise ValueError("The gold spans are empty: nothing to find.")
     hit = len(got & want)
-    return SpanScores(hit / len(want), hit / len(got) if got else 0.0, hit / len(got | want))
+    return SpanScores(
+        recall=hit / len(want),
+        precision=hit / len(got) if got else 0.0,
+        iou=hit / len(got | want),
+    )
 
 
 # --- answers ------------------------------------------------------------------------------------
@@ -219,3 +220,77 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def wilson_ci(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate of ``hits`` out of ``n`` (what ``statsmodels``'
+    ``proportion_confint(method="wilson")`` gives). Unlike the textbook p +- 1.96 SE it never
+    leaves [0, 1] and stays honest at 0/n and n/n: ``wilson_ci(0, 24) -> (0.0, 0.138...)``.
+    """
+    from statistics import NormalDist
+
+    if isinstance(hits, bool) or isinstance(n, bool) or n <= 0 or not 0 <= hits <= n:
+        raise ValueError(f"Need whole numbers 0 <= hits <= n and n > 0, got hits={hits}, n={n}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence}.")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)  # 1.96 for 95%
+    p, d = hits / n, 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean, sample standard deviation / sqrt(n): for 0/1 scores about
+    sqrt(p (1 - p) / n). ``standard_error([1, 0, 1, 0]) -> 0.289``."""
+    x = np.asarray(values, dtype=float)  # (n,)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError("values must be a flat list of at least 2 per-item scores.")
+    return float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def paired_bootstrap_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """CI of mean(a) - mean(b) for two systems scored on the SAME items (a[i], b[i] = item i).
+
+    Resamples items, keeping each item's pair together: the items both systems find easy or hard
+    cancel out, so the interval is much narrower than comparing two separate CIs. If it excludes
+    0, the ranking of the two systems is not a coin flip on this test set.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)  # (n,), (n,)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"a and b must be flat lists of per-item scores on the same items, got shapes "
+            f"{x.shape} and {y.shape}."
+        )
+    return bootstrap_ci(x - y, n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+
+def items_needed(p1: float, p2: float, *, confidence: float = 0.95, power: float = 0.8) -> int:
+    """Test items (per model, independent samples) for a two-sided test at ``confidence`` to
+    detect accuracies ``p1`` vs ``p2`` with probability ``power`` (the standard two-proportion
+    formula: n = (z_a sqrt(2 p q) + z_b sqrt(p1 q1 + p2 q2))^2 / (p1 - p2)^2, p = the mean).
+
+    ``items_needed(0.50, 0.52) -> 9806``: two points apart needs about ten thousand items.
+    Scoring both models on the same items (paired) needs fewer when they often agree.
+    """
+    from statistics import NormalDist
+
+    for name, p in (("p1", p1), ("p2", p2)):
+        if not 0 < p < 1:
+            raise ValueError(f"{name} must be an accuracy strictly between 0 and 1, got {p}.")
+    if p1 == p2:
+        raise ValueError("p1 == p2: no number of items can tell two equal accuracies apart.")
+    if not 0 < confidence < 1 or not 0 < power < 1:
+        raise ValueError("confidence and power must be between 0 and 1 (e.g. 0.95 and 0.8).")
+    z_a = NormalDist().inv_cdf(0.5 + confidence / 2)
+    z_b = NormalDist().inv_cdf(power)
+    p = (p1 + p2) / 2
+    root = z_a * math.sqrt(2 * p * (1 - p)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return math.ceil(root**2 / (p1 - p2) ** 2)
