@@ -293,9 +293,7 @@ def test_timing_words():
 
 # Timing asserts found in lessons that issue 21 did not cover, left to their owners (strict: once
 # a notebook is fixed, its entry fails until it is removed here).
-KNOWN = {
-    "phase-4-rag/prompt-engineering.ipynb": "cell 36: assert best[16] < 12 * best[1] (seconds)",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from llmlab.data.paragraphs import fingerprint, ingest_folder, iter_files, split
 def test_split_paragraphs_lines():
     text = "# Title\n\nFirst para\nstill first\n\n\nSecond\n```\ncode\n\nmore\n```\n\n## Sub\nunder sub\n"
     assert split_paragraphs(text) == [
-        (1, 4, "# Title\nFirst para\nstill first"),  # a heading sticks to its paragraph
+        (1, 4, "# Title\n\nFirst para\nstill first"),  # a heading sticks to its paragraph
         (7, 12, "Second\n```\ncode\n\nmore\n```"),  # a code block is never split
         (14, 15, "## Sub\nunder sub"),
     ]
@@ -58,12 +58,11 @@ def test_split_paragraphs_keeps_every_line_once(lines):
     text = "\n".join(lines)
     pieces = split_paragraphs(text, max_chars=150)
     # every non-blank line lands in exactly one passage, in order, and line numbers point at it
-    assert [ln for _, _, p in pieces for ln in p.splitlines() if ln.strip()] == [
-        ln.rstrip() for ln in lines if ln.strip()
+    assert [ln for _, _, p in pieces for ln in p.split("\n") if ln.strip()] == [
+        ln for ln in lines if ln.strip()
     ]
     for start, end, para in pieces:
-        span = [ln.rstrip() for ln in lines[start - 1 : end] if ln.strip()]
-        assert span == [ln for ln in para.splitlines() if ln.strip()]
+        assert para == "\n".join(lines[start - 1 : end])  # the lines exactly as written
     assert all(e1 < s2 for (_, e1, _), (s2, _, _) in zip(pieces, pieces[1:], strict=False))
 
 
@@ -97,7 +96,11 @@ def test_ingest_folder(tmp_path):
         "sub/computers.txt:1",
         "sub/computers.txt:3",
     ]
-    assert passages[0].text.startswith("# Garden\nWater the tomato")
+    assert passages[0].text.startswith("# Garden\n\nWater the tomato")
+    for p in passages:  # each passage is the exact text of its file between its offsets
+        text = (notes / p.source).read_text()
+        assert text[p.start : p.end] == p.text
+        assert text.count("\n", 0, p.start) + 1 == p.first_line
     with pytest.raises(ValueError, match="does not exist"):
         ingest_folder(tmp_path / "missing")
 

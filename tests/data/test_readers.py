@@ -72,13 +72,34 @@ def test_unreadable_files_say_why(tmp_path, name, data, reason):
 
 
 def test_scan_folder_finds_supported_files_recursively_and_skips_hidden(tmp_path):
-    for rel in ["a.md", "sub/b.py", "sub/deep/c.rst", "d.txt", "e.ipynb", "f.png", ".git/g.md"]:
+    for rel in [
+        "a.md",
+        "sub/b.py",
+        "sub/deep/c.rst",
+        "d.txt",
+        "e.ipynb",
+        "f.png",
+        ".git/g.md",
+        "h.markdown",
+        "tool/README",  # a README without extension is documentation
+        "tool/Makefile",  # not an upper-case name: not read
+        "tool/run",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("text")
     files, skipped = scan_folder(tmp_path)
     names = [p.relative_to(tmp_path).as_posix() for p in files]
-    assert names == ["a.md", "d.txt", "e.ipynb", "sub/b.py", "sub/deep/c.rst"]
+    assert names == [
+        "a.md",
+        "d.txt",
+        "e.ipynb",
+        "h.markdown",
+        "sub/b.py",
+        "sub/deep/c.rst",
+        "tool/README",
+    ]
     assert skipped == []
+    assert read_document(tmp_path / "tool/README", tmp_path).path == "tool/README"
 
 
 def test_scan_folder_bad_input(tmp_path):

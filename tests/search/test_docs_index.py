@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from llmlab.search.chunking import Chunker
 from llmlab.search.docs_index import index_path, open_index
-from llmlab.search.docs_records import Chunker
 
 
 class FakeEmbedder:
@@ -58,14 +58,14 @@ def test_first_index_then_nothing_to_do(docs, cache):
     emb.seen.clear()
     index2, report2 = open_index(docs, embedder=emb)
     assert report2.rebuilt is None and report2.unchanged == 3 and emb.seen == []
-    assert [c.text for c in index2.chunks] == [c.text for c in index.chunks]
+    assert [c.text for c in index2.passages] == [c.text for c in index.passages]
     np.testing.assert_array_equal(index2.vectors, index.vectors)
 
 
 def test_incremental_add_modify_delete(docs):
     emb = FakeEmbedder()
     index, _ = open_index(docs, embedder=emb)
-    old = {c.source: v for c, v in zip(index.chunks, index.vectors, strict=True)}
+    old = {c.source: v for c, v in zip(index.passages, index.vectors, strict=True)}
     (docs / "new.rst").write_text("Dates are sweet.\n")
     (docs / "sub" / "b.txt").write_text("Bananas are long and yellow.\n")
     os.utime(docs / "sub" / "b.txt", ns=(1, 1))  # a different mtime even on a coarse clock
@@ -75,10 +75,12 @@ def test_incremental_add_modify_delete(docs):
     assert report.added == ["new.rst"] and report.changed == ["sub/b.txt"]
     assert report.removed == ["a.md"] and report.unchanged == 1
     assert emb.seen == ["Dates are sweet.", "Bananas are long and yellow."]  # only those embedded
-    sources = [c.source for c in index.chunks]
+    sources = [c.source for c in index.passages]
     assert sources == ["c.py", "new.rst", "sub/b.txt"]
     np.testing.assert_array_equal(index.vectors[0], old["c.py"])  # kept, not recomputed
-    np.testing.assert_allclose(index.vectors, emb.encode([c.text for c in index.chunks]), atol=1e-6)
+    np.testing.assert_allclose(
+        index.vectors, emb.encode([c.text for c in index.passages]), atol=1e-6
+    )
     assert open_index(docs, embedder=emb)[1].unchanged == 3  # the update was saved
 
 
@@ -106,12 +108,17 @@ def test_damaged_index_is_rebuilt(docs):
     assert "could not be read" in report.rebuilt
 
 
-def test_chunks_carry_exact_spans_and_lines(docs):
+def test_passages_carry_exact_spans_and_lines(docs):
     index, _ = open_index(docs, embedder=FakeEmbedder())
-    for c in index.chunks:
-        lines = (docs / c.source).read_text().split("\n")
-        assert c.text.split("\n")[0] in lines[c.start_line - 1]
-        assert c.text.split("\n")[-1] in lines[c.end_line - 1]
+    for p in index.passages:
+        text = (docs / p.source).read_text()
+        lines = text.split("\n")
+        assert text[p.start : p.end] == p.text
+        assert p.text.split("\n")[0] in lines[p.first_line - 1]
+        assert p.text.split("\n")[-1] in lines[p.last_line - 1]
+        assert p.where == f"{p.source}:{p.first_line}" + (
+            f"-{p.last_line}" if p.last_line > p.first_line else ""
+        )
 
 
 def test_binary_and_empty_files_are_skipped_and_reported(docs):
@@ -120,7 +127,7 @@ def test_binary_and_empty_files_are_skipped_and_reported(docs):
     index, report = open_index(docs, embedder=FakeEmbedder())
     assert [(s.path, s.reason) for s in report.skipped] == [("blob.md", "binary (NUL bytes)")]
     assert "Skipped 1 files: blob.md (binary (NUL bytes))" in report.summary()
-    assert "empty.txt" not in {c.source for c in index.chunks}
+    assert "empty.txt" not in {c.source for c in index.passages}
 
 
 def test_bad_folders(tmp_path):
@@ -144,7 +151,8 @@ def test_index_path_depends_on_folder_only(tmp_path, cache):
 def test_hybrid_search_with_the_real_embedder(docs, embedder):
     index, _ = open_index(docs, embedder=embedder)
     hits = index.search("which fruit is yellow?", k=2)
-    assert hits[0].chunk.source == "sub/b.txt"
+    assert hits[0].passage.source == "sub/b.txt" and hits[0].text == hits[0].passage.text
+    assert hits[0].bm25 is not None  # "yellow" is in it: both halves of the fusion found it
     assert hits[0].cosine is not None and hits[0].cosine == pytest.approx(
         index.max_cosine("which fruit is yellow?")
     )
@@ -174,7 +182,7 @@ def test_batched_search_is_the_one_query_path_with_the_same_recall(tmp_path, emb
     for q in questions:  # the old path: one embedding call per question, ids found in the list
         d, b = dense.search(q, 50), bm25.search(q, 50)
         fused = rrf([[h.id for h in b], [h.id for h in d]])[:5]
-        old["hybrid"].append([index.chunks.index(index.chunks[i]) for i, _ in fused])
+        old["hybrid"].append([index.passages.index(index.passages[i]) for i, _ in fused])
         old["bm25"].append([h.id for h in b[:5]])
         old["dense"].append([h.id for h in d[:5]])
         old["best"].append(d[0].score)  # max_cosine
@@ -189,9 +197,9 @@ def test_batched_search_is_the_one_query_path_with_the_same_recall(tmp_path, emb
         return np.mean(
             [
                 any(
-                    index.chunks[i].source == f.doc_path
-                    and index.chunks[i].start < f.end
-                    and f.start < index.chunks[i].end
+                    index.passages[i].source == f.doc_path
+                    and index.passages[i].start < f.end
+                    and f.start < index.passages[i].end
                     for i in ids
                 )
                 for ids, f in zip(run, faq, strict=True)
@@ -202,7 +210,7 @@ def test_batched_search_is_the_one_query_path_with_the_same_recall(tmp_path, emb
     assert [recall(new[name]) for name in new] == [recall(old[name]) for name in new]
     assert recall(new["hybrid"]) > 0.5  # a real retrieval task, not an empty comparison
     assert [[h.id for h in hs] for hs in index.search_many(questions, 5)] == new["hybrid"]
-    assert all(index.chunks[h.id] == h.chunk for hs in runs for h in hs)  # ids are chunk rows
+    assert all(index.passages[h.id] == h.passage for hs in runs for h in hs)  # ids are rows
     assert best == pytest.approx(old["best"], abs=1e-6)
     assert index.max_cosine_many(questions) == pytest.approx(old["best"], abs=1e-6)
     with pytest.raises(TypeError, match="list of queries"):

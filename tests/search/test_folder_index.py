@@ -72,7 +72,7 @@ def test_damaged_cache_is_rebuilt_with_a_warning(notes, damage):
 
 
 def test_format_hit():
-    hit = Hit("notes/a.md:3-5", "line one\n  line   two " + "x" * 200, 0.71234)
+    hit = Hit(id="notes/a.md:3-5", text="line one\n  line   two " + "x" * 200, score=0.71234)
     first, second = format_hit(1, hit, width=30).splitlines()
     assert first == " 1. 0.712  notes/a.md:3-5"
     assert second.startswith("    line one line two x") and len(second) == 4 + 30

@@ -1,11 +1,14 @@
 """``llmlab chat PATH``: a multi-turn conversation with a folder of docs, in the terminal.
 
 Each line you type is a question; follow-ups ("and how do I undo that?") are searched together
-with the last standalone question, and earlier turns are kept while they fit the context window
-(oldest dropped first). ``/reset`` forgets the conversation; an empty line, ``exit`` or Ctrl-D
-ends it. Same options as ``llmlab ask`` (``-k``, ``--json`` = one JSON object per line per answer,
-``--show-prompt``, ``--max-tokens``, ``--rebuild``). A question that fails (e.g. too long for the
-window) prints one line and the chat goes on.
+with the last standalone question, and what was already answered in this conversation is not
+given again (so a follow-up gets the next lines, not a repeat). In ``--mode generate`` earlier
+turns are kept while they fit the context window (oldest dropped first). ``/reset`` forgets the
+conversation; an empty line, ``exit`` or Ctrl-D ends it. Piped input (``llmlab chat docs <
+questions.txt``) is echoed as ``you> question`` before each answer, so the transcript reads like
+the conversation. Same options as ``llmlab ask`` (``-k``, ``--mode``, ``--min-score``, ``--json``
+= one JSON object per line per answer, ``--show-prompt``, ``--max-tokens``, ``--rebuild``). A
+question that fails (e.g. too long for the window) prints one line and the chat goes on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def chat(args: argparse.Namespace) -> int:
         question = line.strip()
         if not line or question.lower() in QUIT:
             return 0
+        if not interactive and not args.json:
+            print(f"you> {question}", flush=True)  # a piped transcript shows what was asked
         if question == "/reset":
             bot.reset()
             note("chat", "conversation forgotten.")
@@ -43,13 +48,16 @@ def chat(args: argparse.Namespace) -> int:
             continue
         if answer.dropped and not args.json:
             print(f"(dropped the {len(answer.dropped)} oldest messages to fit the context window)")
+        if not args.json:
+            print()
 
 
 def cli(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="llmlab chat",
         description=(
-            "Chat with the .md/.txt/.rst/.py/.ipynb files of a folder; answers cite their passages."
+            "Chat with the .md/.txt/.rst/.py/.ipynb files (and READMEs) of a folder; answers "
+            "quote and cite the lines they come from."
         ),
     )
     parser.add_argument("path", help="folder of documents (searched recursively)")

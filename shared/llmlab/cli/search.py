@@ -59,7 +59,7 @@ def search(args: argparse.Namespace) -> int:
     if note:
         warn(note)
     hits = index.search(args.query, k=args.k)
-    files = len({m["file"] for m in index.metadata})
+    files = len({m["source"] for m in index.metadata})
     state = "built" if rebuilt else "cached"
     print(f"{len(index)} passages from {files} files ({state} index, model {index.model_name})\n")
     for rank, hit in enumerate(hits, start=1):

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from llmlab.data.documents import Document
 from llmlab.data.headings import find_headings
 
 REPO = Path(__file__).resolve().parents[3]  # shared/llmlab/data/datasets.py -> the repository root
@@ -72,7 +73,7 @@ def load_stsb() -> list[SentencePair]:
         rows = list(csv.reader(f))
     if rows and rows[0][:2] == ["sentence1", "sentence2"]:
         rows = rows[1:]  # header
-    return [SentencePair(s1, s2, float(score)) for s1, s2, score in rows]
+    return [SentencePair(sentence1=s1, sentence2=s2, score=float(score)) for s1, s2, score in rows]
 
 
 # --- Wikipedia lead summaries (Phase 4) -------------------------------------------------------
@@ -112,7 +113,12 @@ def _wiki_articles() -> tuple[WikiArticle, ...]:
     with wiki_summaries_path().open(encoding="utf-8") as f:
         raw = json.load(f)  # {title: {title, extract, description, topic}}
     return tuple(
-        WikiArticle(r["title"], r["extract"], r.get("description") or "", r["topic"])
+        WikiArticle(
+            title=r["title"],
+            extract=r["extract"],
+            description=r.get("description") or "",
+            topic=r["topic"],
+        )
         for r in raw.values()
     )
 
@@ -136,14 +142,6 @@ PYTHON_DOCS_DIR = "phase-4-rag/data/python-docs"  # vendored from Debian python3
 
 
 @dataclass(frozen=True)
-class Doc:
-    """One documentation page: ``path`` relative to the docs folder (``faq/library.rst.txt``)."""
-
-    path: str
-    text: str
-
-
-@dataclass(frozen=True)
 class FaqItem:
     """A FAQ question and its answer: ``answer == page.text[start:end]`` for the FAQ page
     ``doc_path`` as returned by ``load_faq_pages()`` (question headings removed)."""
@@ -155,17 +153,20 @@ class FaqItem:
     end: int
 
 
-def load_python_docs() -> list[Doc]:
+def load_python_docs() -> list[Document]:
     """Every vendored page, sorted by path, reST text as written (licence: phase-4-rag/data/README.md)."""
     root = data_file(f"{PYTHON_DOCS_DIR}/LICENSE").parent
     pages = sorted(root.rglob("*.rst.txt"))
-    return [Doc(p.relative_to(root).as_posix(), p.read_text(encoding="utf-8")) for p in pages]
+    return [
+        Document(path=p.relative_to(root).as_posix(), text=p.read_text(encoding="utf-8"))
+        for p in pages
+    ]
 
 
 _LABEL = re.compile(r"\n*\.\. _[^\n]*:\s*$")  # a trailing ".. _target:" belongs to the next heading
 
 
-def _split_faq_page(doc: Doc) -> tuple[Doc, list[FaqItem]]:
+def _split_faq_page(doc: Document) -> tuple[Document, list[FaqItem]]:
     """The page without its question headings, and one FaqItem per question heading.
 
     A question heading is any heading after the page title underlined with ``-`` or ending in
@@ -184,15 +185,21 @@ def _split_faq_page(doc: Doc) -> tuple[Doc, list[FaqItem]]:
         answer = _LABEL.sub("", body.rstrip()).strip()
         lead = len(body) - len(body.lstrip())
         items.append(
-            FaqItem(head.title, answer, doc.path, length + lead, length + lead + len(answer))
+            FaqItem(
+                question=head.title,
+                answer=answer,
+                doc_path=doc.path,
+                start=length + lead,
+                end=length + lead + len(answer),
+            )
         )
         keep_from = head.end
     pieces.append(doc.text[keep_from:])
-    return Doc(doc.path, "".join(pieces)), items
+    return Document(path=doc.path, text="".join(pieces)), items
 
 
 @lru_cache(maxsize=1)
-def _faq() -> tuple[tuple[Doc, ...], tuple[FaqItem, ...]]:
+def _faq() -> tuple[tuple[Document, ...], tuple[FaqItem, ...]]:
     pages, items = [], []
     for doc in load_python_docs():
         if doc.path.startswith("faq/") and doc.path != "faq/index.rst.txt":
@@ -202,7 +209,7 @@ def _faq() -> tuple[tuple[Doc, ...], tuple[FaqItem, ...]]:
     return tuple(pages), tuple(items)
 
 
-def load_faq_pages() -> list[Doc]:
+def load_faq_pages() -> list[Document]:
     """The FAQ pages as a retrieval corpus: each question heading removed, answers in place."""
     return list(_faq()[0])
 
@@ -245,13 +252,13 @@ def load_research_questions() -> list[ResearchQuestion]:
                 r = json.loads(line)
                 out.append(
                     ResearchQuestion(
-                        r["question"],
-                        tuple(r["answers"]),
-                        tuple(r["gold"]),
-                        int(r["hops"]),
-                        tuple(r.get("sources", ())),
-                        r.get("kind", ""),
-                        r.get("id", ""),
+                        question=r["question"],
+                        answers=tuple(r["answers"]),
+                        gold=tuple(r["gold"]),
+                        hops=int(r["hops"]),
+                        sources=tuple(r.get("sources", ())),
+                        kind=r.get("kind", ""),
+                        id=r.get("id", ""),
                     )
                 )
     return out

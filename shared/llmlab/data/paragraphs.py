@@ -2,8 +2,8 @@
 
 A search engine returns *passages*, not whole files: a paragraph is small enough for one
 embedding (all-MiniLM-L6-v2 reads at most 256 tokens, about 180 words; the rest is ignored) and
-specific enough to be a useful answer. Each passage remembers its file and line numbers so a hit
-can point you to the exact spot.
+specific enough to be a useful answer. Each one is a ``llmlab.data.documents.Passage``: it
+remembers its file, character offsets and line numbers, so a hit can point you to the exact spot.
 
 Covers: walking a folder (skipping hidden folders such as ``.git`` and ``.venv``), splitting text
 at blank lines, headings and top-level list items (a heading sticks to the paragraph under it;
@@ -20,46 +20,34 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from llmlab.data.documents import Document, Passage
 
 EXTENSIONS = (".md", ".txt")
 SKIP_DIRS = {"node_modules", "__pycache__", "site-packages"}
 HEADING = re.compile(r"#{1,6}\s")  # "## Setup"
 LIST_ITEM = re.compile(r"([-*+]|\d+[.)])\s")  # "- item", "* item", "1. item" (not indented)
 MAX_CHARS = 1200  # ~250 tokens of English prose: longer paragraphs are cut at line breaks
-
-
-@dataclass
-class Passage:
-    """One paragraph of one file: ``file`` is relative to the folder, lines are 1-based, inclusive."""
-
-    text: str
-    file: str
-    line_start: int
-    line_end: int
-
-    @property
-    def where(self) -> str:
-        """``notes/a.md:12-15`` (or ``notes/a.md:12`` for one line)."""
-        lines = (
-            f"{self.line_start}"
-            if self.line_start == self.line_end
-            else f"{self.line_start}-{self.line_end}"
-        )
-        return f"{self.file}:{lines}"
+PASSAGE_FORMAT = (
+    2  # 2: Passage(source, start, end, first_line, last_line); a cache keyed by it rebuilds
+)
 
 
 def split_paragraphs(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, int, str]]:
-    """Split text into ``(line_start, line_end, paragraph)``, lines 1-based.
+    """Split text into ``(first_line, last_line, paragraph)``, lines 1-based.
 
     A paragraph ends at a blank line; a markdown heading or a top-level list item ("- ", "1. ")
-    starts a new one. ``split_paragraphs("a\\nb\\n\\nc") -> [(1, 2, "a\\nb"), (4, 4, "c")]``
+    starts a new one. A paragraph is its lines exactly as written, from the first to the last
+    (so the blank line between a heading and its paragraph stays in).
+    ``split_paragraphs("a\\nb\\n\\nc") -> [(1, 2, "a\\nb"), (4, 4, "c")]``
     """
+    lines = text.split("\n")
     blocks: list[list[tuple[int, str]]] = []  # each block: [(line_no, line), ...]
     current: list[tuple[int, str]] = []
     in_fence = False
-    for no, line in enumerate(text.splitlines(), start=1):
+    for no, line in enumerate(lines, start=1):
         fence = line.lstrip().startswith(("```", "~~~"))
         starts_block = not in_fence and (HEADING.match(line) or LIST_ITEM.match(line))
         if fence:
@@ -69,7 +57,7 @@ def split_paragraphs(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, i
                 blocks.append(current)
             current = []
         if line.strip() or in_fence:
-            current.append((no, line.rstrip()))
+            current.append((no, line))
     if current:
         blocks.append(current)
 
@@ -88,7 +76,8 @@ def split_paragraphs(text: str, max_chars: int = MAX_CHARS) -> list[tuple[int, i
     out: list[tuple[int, int, str]] = []
     for block in merged:
         for piece in _cut(block, max_chars):
-            out.append((piece[0][0], piece[-1][0], "\n".join(line for _, line in piece)))
+            first, last = piece[0][0], piece[-1][0]
+            out.append((first, last, "\n".join(lines[first - 1 : last])))  # blank lines kept
     return out
 
 
@@ -139,16 +128,18 @@ def ingest_folder(
     passages = []
     for path in iter_files(root, extensions):
         text = path.read_text(encoding="utf-8", errors="replace")
-        rel = path.relative_to(root).as_posix()
-        for start, end, para in split_paragraphs(text, max_chars):
-            passages.append(Passage(text=para, file=rel, line_start=start, line_end=end))
+        doc = Document(path=path.relative_to(root).as_posix(), text=text)
+        for first, _, para in split_paragraphs(text, max_chars):
+            start = doc.line_starts[first - 1]
+            passages.append(doc.passage(start, start + len(para)))
     return passages
 
 
 def fingerprint(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) -> str:
-    """A hash of (relative path, size, modification time) of each note file: changes when any file does."""
+    """A hash of (relative path, size, modification time) of each note file: changes when any file
+    does (and when ``PASSAGE_FORMAT``, the layout of what is stored per passage, does)."""
     root = Path(folder)
-    entries = []
+    entries: list = [PASSAGE_FORMAT]
     for path in iter_files(root, extensions):
         st = path.stat()
         entries.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
@@ -156,7 +147,8 @@ def fingerprint(folder: str | Path, extensions: tuple[str, ...] = EXTENSIONS) ->
 
 
 def passage_metadata(p: Passage) -> dict:
-    """The metadata a search index stores for a passage: file and line numbers."""
+    """What a search index stores with a passage's text: ``source``, ``start``, ``end``,
+    ``first_line``, ``last_line``."""
     meta = asdict(p)
     del meta["text"]
     return meta

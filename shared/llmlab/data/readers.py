@@ -1,10 +1,13 @@
 """Read the files of a docs folder as text: what "chat with your docs" can ingest, and why not.
 
-Covers ``.md``, ``.txt``, ``.rst``, ``.py`` (read as written) and ``.ipynb`` (markdown and code
+Covers ``.md``, ``.markdown``, ``.txt``, ``.rst``, ``.py``, files named like ``README``,
+``INSTALL`` or ``NEWS`` (no extension, an upper-case name: read as plain text), all read as
+written, and ``.ipynb`` (markdown and code
 cells, outputs left out, in jupytext "percent" form: each cell starts with a line
 ``# %% [markdown] cell 3`` or ``# %% cell 4``, so a line number points at a line a person can
-find). ``read_document(path)`` returns a ``Document`` whose ``lines(start, end)`` turns character
-offsets (a chunk's span) into 1-based line numbers. ``scan_folder(root)`` lists what can be read
+find). ``read_document(path)`` returns a ``llmlab.data.documents.Document`` whose
+``lines(start, end)`` turns character offsets (a chunk's span) into 1-based line numbers and
+``passage(start, end)`` makes the Passage an index stores. ``scan_folder(root)`` lists what can be read
 and what is skipped with the reason (binary, too large, not valid notebook JSON, no permission).
 
 Text that is not UTF-8 is decoded as cp1252 (Windows Western), else latin-1 (every byte is a
@@ -15,14 +18,16 @@ Leaves out: PDF, HTML, Word, images, notebook outputs, and guessing encodings be
 
 from __future__ import annotations
 
-import bisect
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+from llmlab.data.documents import Document
 from llmlab.data.paragraphs import iter_files
 
-SUPPORTED = (".md", ".txt", ".rst", ".py", ".ipynb")
+SUPPORTED = (".md", ".markdown", ".txt", ".rst", ".py", ".ipynb")
+PLAIN_NAME = re.compile(r"[A-Z][A-Z0-9_-]*")  # README, INSTALL, NEWS, COPYING: text, no extension
 MAX_BYTES = 2_000_000  # a 2 MB text file is a log or a data dump, not documentation
 SNIFF_BYTES = 8192  # a NUL byte in the first 8 KB means binary (what git and grep do)
 ENCODINGS = ("utf-8", "cp1252", "latin-1")
@@ -30,29 +35,6 @@ ENCODINGS = ("utf-8", "cp1252", "latin-1")
 
 class NotReadable(ValueError):
     """A file that is skipped; the message is the reason (e.g. ``"binary (NUL bytes)"``)."""
-
-
-@dataclass(frozen=True)
-class Document:
-    """One file's text. ``path`` is relative to the indexed folder (``notes/setup.md``)."""
-
-    path: str
-    text: str
-    encoding: str = "utf-8"
-    line_starts: list[int] = field(default_factory=list, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.line_starts:
-            starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
-            object.__setattr__(self, "line_starts", starts)
-
-    def line_of(self, offset: int) -> int:
-        """The 1-based line holding character ``offset``."""
-        return bisect.bisect_right(self.line_starts, offset)
-
-    def lines(self, start: int, end: int) -> tuple[int, int]:
-        """First and last line (1-based, inclusive) of ``text[start:end]``."""
-        return self.line_of(start), self.line_of(max(start, end - 1))
 
 
 @dataclass(frozen=True)
@@ -104,9 +86,10 @@ def read_document(path: str | Path, root: str | Path | None = None) -> Document:
     path = Path(path)
     rel = path.relative_to(root).as_posix() if root is not None else path.name
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
+    if suffix not in SUPPORTED and not is_plain_name(path.name):
         raise NotReadable(
-            f"unsupported type {suffix or '(no extension)'} (reads {', '.join(SUPPORTED)})"
+            f"unsupported type {suffix or '(no extension)'} (reads {', '.join(SUPPORTED)} "
+            "and upper-case names such as README)"
         )
     try:
         size = path.stat().st_size
@@ -123,7 +106,15 @@ def read_document(path: str | Path, root: str | Path | None = None) -> Document:
     if suffix == ".ipynb":
         text = notebook_text(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return Document(rel, text, encoding)
+    return Document(path=rel, text=text, encoding=encoding)
+
+
+def is_plain_name(name: str) -> bool:
+    """A file with no extension whose name is upper case, the way READMEs are named: text.
+
+    ``is_plain_name("README") -> True``; ``is_plain_name("Makefile") -> False``.
+    """
+    return PLAIN_NAME.fullmatch(name) is not None
 
 
 def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
@@ -136,10 +127,14 @@ def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
     if not Path(root).is_dir():
         what = "is not a folder" if Path(root).exists() else "does not exist"
         raise ValueError(f"{str(root)!r} {what}: give the path of a folder of documents.")
-    files = iter_files(root, SUPPORTED)
+    files = [
+        p
+        for p in iter_files(root, (*SUPPORTED, ""))
+        if p.suffix.lower() in SUPPORTED or is_plain_name(p.name)
+    ]
     if not files:
         raise ValueError(
-            f"Nothing to index: {str(root)!r} has no {', '.join(SUPPORTED)} files "
+            f"Nothing to index: {str(root)!r} has no {', '.join(SUPPORTED)} or README-like files "
             "(hidden folders such as .git are skipped). Point it at a docs folder."
         )
     ok, skipped = [], []
@@ -149,19 +144,25 @@ def scan_folder(root: str | Path) -> tuple[list[Path], list[Skipped]]:
         try:
             target = p.resolve(strict=True)
         except (OSError, RuntimeError):  # a broken link, or a loop of links
-            skipped.append(Skipped(rel, "a link that leads nowhere (broken, or a loop)"))
+            skipped.append(
+                Skipped(path=rel, reason="a link that leads nowhere (broken, or a loop)")
+            )
             continue
         if not target.is_relative_to(inside):  # a symlink out of the folder: never read it
-            skipped.append(Skipped(rel, "a link to a file outside the folder (not read)"))
+            skipped.append(
+                Skipped(path=rel, reason="a link to a file outside the folder (not read)")
+            )
             continue
         try:
             size = p.stat().st_size
         except OSError as exc:
-            skipped.append(Skipped(rel, f"cannot be read ({exc.strerror or exc})"))
+            skipped.append(Skipped(path=rel, reason=f"cannot be read ({exc.strerror or exc})"))
             continue
         if size > MAX_BYTES:
             skipped.append(
-                Skipped(rel, f"too large ({size / 1e6:.1f} MB > {MAX_BYTES / 1e6:.0f} MB)")
+                Skipped(
+                    path=rel, reason=f"too large ({size / 1e6:.1f} MB > {MAX_BYTES / 1e6:.0f} MB)"
+                )
             )
         else:
             ok.append(p)

@@ -133,7 +133,14 @@ def build_prompt(
     ]  # what passage i+1 adds, numbering included
     if n_tokens > budget:
         raise ContextWindowError(_overflow_advice(n_tokens, budget, window, sizes, max_new_tokens))
-    return RagPrompt(question, passages, text, n_tokens, budget, sizes)
+    return RagPrompt(
+        question=question,
+        passages=passages,
+        text=text,
+        n_tokens=n_tokens,
+        budget=budget,
+        passage_tokens=sizes,
+    )
 
 
 def _overflow_advice(
@@ -269,11 +276,11 @@ def answer(
         for i, gen in zip(batch, gens, strict=True):
             p = prompts[i]
             results[i] = RagAnswer(
-                p.question,
-                p,
-                gen.text,
-                extract_answer(gen.text),
-                extract_citations(gen.text, len(p.passages)),
-                gen.stop_reason,
+                question=p.question,
+                prompt=p,
+                raw=gen.text,
+                answer=extract_answer(gen.text),
+                citations=extract_citations(gen.text, len(p.passages)),
+                stop_reason=gen.stop_reason,
             )
     return results  # type: ignore[return-value]

@@ -131,7 +131,7 @@ def claims(answer: str) -> list[Claim]:
             if out and cites:  # "[a.txt]" alone after a sentence: that sentence's citation
                 out[-1] = out[-1].citing(cites)
             continue
-        out.append(Claim(seg, text, tuple(dict.fromkeys(cites))))
+        out.append(Claim(sentence=seg, text=text, cites=tuple(dict.fromkeys(cites))))
     return out
 
 
@@ -156,14 +156,19 @@ def _check_claim(claim: Claim, sources: Mapping[str, str]) -> tuple[bool, list[C
     checks = []
     for cite, key in zip(claim.cites, keys, strict=True):
         if key is None:
-            checks.append(CitationCheck(claim.sentence, cite, "", False))
+            checks.append(
+                CitationCheck(sentence=claim.sentence, source=cite, text="", verified=False)
+            )
             continue
         alone = entails(claim.text, texts[key])
         others = "\n".join(t for k, t in texts.items() if k != key)
         needed = joint and not (others and entails(claim.text, others))
         checks.append(
             CitationCheck(
-                claim.sentence, key, best_sentence(claim.text, texts[key]), alone or needed
+                sentence=claim.sentence,
+                source=key,
+                text=best_sentence(claim.text, texts[key]),
+                verified=alone or needed,
             )
         )
     return joint, checks
@@ -202,7 +207,9 @@ def citation_scores(answer: str, sources: Mapping[str, str]) -> CitationScores:
     checks = [c for _, cs in results for c in cs]
     recall = sum(ok for ok, _ in results) / len(results) if results else 0.0
     precision = sum(c.verified for c in checks) / len(checks) if checks else 0.0
-    return CitationScores(recall, precision, len(results), len(checks))
+    return CitationScores(
+        recall=recall, precision=precision, n_sentences=len(results), n_citations=len(checks)
+    )
 
 
 def citation_recall(answer: str, sources: Mapping[str, str]) -> float:

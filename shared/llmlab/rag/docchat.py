@@ -1,28 +1,33 @@
-"""Chat with your docs: retrieve -> prompt -> generate (streamed) -> cite -> check, turn after turn.
+"""Chat with your docs: answers you can trust from a 135M model, because code does what it cannot.
 
-Covers ``DocChat(index).ask(question)`` over a ``llmlab.search.docs_index.DocsIndex``:
-1. rewrite: a follow-up ("and how do I undo that?") becomes a standalone query by adding the
-   topic of the last standalone question (``rewrite_query``: a rule, not a model; a 135M model
-   rewrites queries worse than this rule does, and the rule's limits are stated there). A
-   follow-up is searched both as written (its new intent) and rewritten (its context), fused by RRF;
-2. retrieve: hybrid BM25 + dense search, ``k`` chunks; if the nearest chunk's cosine similarity
-   is below ``min_cosine`` (measured in chat-with-your-docs.ipynb on answerable vs off-topic
-   questions) the answer is ``ABSTAIN`` and the model is not called;
-3. prompt: ``llmlab.rag.answering.build_prompt`` checks the passages fit the window (and says what to cut);
-   earlier turns go before it and are cut oldest first by ``llmlab.decoding.context_window.truncate_chat``;
-4. generate through ``llmlab.chat.local`` (any backend), streamed piece by piece to ``on_token``;
-5. cite + check: citations ``[n]`` to a passage that was not retrieved are removed and reported;
-   every sentence is checked against the passage(s) it cites with ``support_score`` (share of
-   its content words found in the passage); a sentence without a citation gets the passage that
-   supports it best if that passes, else it is flagged.
+A 135M model copies well and reasons badly. So ``DocChat(index).ask(question)`` lets it do
+only what it does well, and code does the rest:
 
-The support check is a word-overlap proxy: it catches an answer about words the passage never
-uses, but not negation ("is" vs "is not"), paraphrase (a faithful rewording can fail) or right
-words combined wrongly. An entailment model would do better; none ships offline here.
+1. rewrite: a follow-up ("and how do I undo that?") is searched with the last standalone
+   question added (``rewrite_query``: a rule, not a model) and fused by RRF with the follow-up
+   as written; what was already answered in this conversation is not offered again;
+2. retrieve: hybrid BM25 + dense search, ``k`` passages (``llmlab.search.docs_index``);
+3. find the answer: every answer unit of the retrieved sections (a paragraph with its code
+   block, a list item, a sentence) is scored by the embedder and the question's rare words
+   (``llmlab.rag.extractive``); the best score is the *confidence*;
+4. abstain below ``MIN_SCORE``: the threshold was read off the selective-answering curve
+   (coverage vs accuracy) of the tune set (``phase-4-rag/notes.md``); the model is not called;
+5. answer, in one of three ``MODES``:
+   - ``"extract"`` (the default): the best unit, quoted exactly; its lines are the citation.
+     No model runs at all: faithful by construction;
+   - ``"quote"``: the model chooses which of the top units to copy, and can only copy
+     (``llmlab.rag.quoting``: quote-constrained decoding); also faithful by construction;
+   - ``"generate"``: the model writes an answer from the numbered passages (streamed), then
+     ``llmlab.rag.answer_checks`` removes every sentence no passage supports and points each
+     citation at the lines that support it. Labelled "generated" everywhere it is shown.
+   Which is the default, and why, is measured in ``benchmarks/bench_answers.py``.
 
+``Answer`` holds what was asked and answered, the hits, the citations (each a
+``llmlab.data.documents.Passage``: file and exact lines), the checks and the timings.
 The chat box that shows it in a notebook is ``llmlab.views.docchat_box.chat_box``.
 
-Leaves out: re-ranking, answering from several folders at once, and saving conversations.
+Leaves out: re-ranking with a cross-encoder (none ships offline), answering from several
+folders at once, and saving conversations.
 """
 
 from __future__ import annotations
@@ -30,50 +35,52 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from llmlab.data.documents import Document, Passage
+from llmlab.data.readers import read_document
 from llmlab.decoding.chat_template import chat_text
 from llmlab.decoding.context_window import truncate_chat
-from llmlab.evaluation.metrics import STOPWORDS, support_score
-from llmlab.rag.answering import build_prompt, extract_citations, format_passages
-from llmlab.search.chunking import sentence_spans
+from llmlab.rag.answer_checks import (
+    SentenceCheck,
+    check_answer,
+    check_citations,
+    content_words,
+    cut_at_boundary,
+)
+from llmlab.rag.answering import build_prompt, format_passages
+from llmlab.rag.extractive import Extract, Extractor, corpus_idf
 from llmlab.search.docs_index import DocsIndex
-from llmlab.search.docs_records import DocHit
 from llmlab.search.retrievers import rrf
+from llmlab.search.semantic_index import Hit
 
+MODES = ("extract", "quote", "generate")
+DEFAULT_MODE = "extract"  # best right-with-right-file on the tune set, no model: bench_answers.py
+MIN_SCORE = (
+    0.65  # abstain below; the tune set's curve: 99% of off-topic refused, all answerable kept
+)
+QUOTE_OPTIONS = 4  # "quote" mode: the model picks among the top 4 units
 ABSTAIN = "I could not find this in your documents."
+NOT_SUPPORTED = "The model's answer is not supported by your documents, so it is not shown."
 INSTRUCTION = (
     "Answer the question in one or two sentences using only the numbered passages. "
     "After each sentence, cite the passage it comes from as [n]."
 )
-MIN_COSINE = 0.35  # abstain below; FAQ questions vs off-topic ones, chat-with-your-docs.ipynb
 STOP: list[str] = []  # none: a list after a blank line is part of the answer; max tokens end it
-MIN_SUPPORT = 0.5  # a sentence is supported if half its content words are in the cited passage
 FOLLOW_UP = re.compile(r"^\s*(and|but|or|so|also|then|what about|how about)\b", re.IGNORECASE)
 REFERRING = frozenset("it its that this they them their those these there one ones".split())
 
 
 @dataclass
 class Citation:
-    """Passage ``n`` of the prompt: its file (relative to the folder), lines and text."""
+    """``[n]`` in an answer: the lines it points at (file, offsets, lines, text)."""
 
     n: int
-    source: str
-    start_line: int
-    end_line: int
-    text: str
-
-
-@dataclass
-class SentenceCheck:
-    """One answer sentence: the passages it cites, its support (None: no content words)."""
-
-    sentence: str
-    cites: list[int]
-    support: float | None
-    supported: bool
-    added: bool = False  # the checker added the citation (the model cited nothing)
+    passage: Passage
 
 
 @dataclass
@@ -82,12 +89,13 @@ class Answer:
 
     question: str
     query: str  # the standalone query that was searched for
-    answer: str  # after the checks (bad citations removed, missing ones added)
-    raw: str  # what the model wrote
-    hits: list[DocHit]
+    answer: str  # what is shown: quoted lines, or the checked generated sentences
+    raw: str  # what the model wrote ("" when no model ran)
+    hits: list[Hit]
     citations: list[Citation]
     abstained: bool
-    confidence: float  # cosine of the nearest chunk: what abstention looks at
+    confidence: float  # the best answer unit's score: what abstention looks at
+    mode: str = DEFAULT_MODE
     removed_citations: list[int] = field(default_factory=list)
     sentences: list[SentenceCheck] = field(default_factory=list)
     prompt: str = ""  # exactly the text the model read (chat template applied)
@@ -96,34 +104,37 @@ class Answer:
 
     @property
     def unsupported(self) -> list[str]:
+        """Sentences the model wrote that no retrieved passage supports (left out of ``answer``)."""
         return [s.sentence for s in self.sentences if not s.supported]
 
+    @property
+    def generated(self) -> bool:
+        """True if a model wrote the words of ``answer`` (mode "generate"), not copied them."""
+        return self.mode == "generate" and not self.abstained
+
     def to_json(self) -> dict:
-        """The ``--json`` object: answer, citations, hits, abstained, timings (and the checks)."""
+        """The ``--json`` object: answer, mode, citations, hits, abstained, confidence, timings."""
         return {
             "answer": self.answer,
-            "citations": [vars(c) for c in self.citations],
+            "mode": self.mode,
+            "citations": [{"n": c.n, **asdict(c.passage)} for c in self.citations],
             "hits": [
                 {
-                    "source": h.chunk.source,
-                    "start_line": h.chunk.start_line,
-                    "end_line": h.chunk.end_line,
+                    "source": h.passage.source,
+                    "first_line": h.passage.first_line,
+                    "last_line": h.passage.last_line,
                     "score": round(h.score, 6),
                     "cosine": None if h.cosine is None else round(h.cosine, 4),
                 }
                 for h in self.hits
             ],
             "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "query": self.query,
             "removed_citations": self.removed_citations,
             "unsupported": self.unsupported,
         }
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased words that are not stopwords: ``content_words("How do I undo it?") -> ['how', 'undo', 'it']``."""
-    return [w for w in re.findall(r"[a-z0-9_]+", text.lower()) if w not in STOPWORDS]
 
 
 def is_follow_up(question: str) -> bool:
@@ -149,72 +160,19 @@ def rewrite_query(question: str, topic: str | None) -> str:
     return f"{question.strip()} ({topic.strip()})"
 
 
-def check_citations(text: str, n_passages: int) -> tuple[str, list[int]]:
-    """``text`` without citations of passages that do not exist, and the numbers removed.
-
-    ``check_citations("Yes [1][7].", 3) -> ("Yes [1].", [7])``.
-    """
-    removed: list[int] = []
-
-    def keep(m: re.Match) -> str:
-        nums = [int(x) for x in m.group(1).split(",")]
-        good = [n for n in nums if 1 <= n <= n_passages]
-        removed.extend(n for n in nums if n not in good and n not in removed)
-        return f"[{', '.join(map(str, good))}]" if good else ""
-
-    cleaned = re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]", keep, text)
-    return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip(), removed
-
-
-def _support(sentence: str, passage: str) -> float | None:
-    try:
-        return support_score(re.sub(r"\[[\d,\s]+\]", "", sentence), passage)
-    except ValueError:  # no content words: nothing to check
-        return None
-
-
-def check_support(
-    text: str,
-    passages: list[str],
-    min_support: float = MIN_SUPPORT,
-) -> tuple[str, list[SentenceCheck]]:
-    """Check each sentence of ``text`` against the passages it cites; cite the best one where
-    the model cited none and it passes. Returns the text (with added citations; spacing and line
-    breaks kept) and the checks. A fragment of fewer than 2 content words ("1.", "Yes.") is not checked."""
-    checks, out, done = [], [], 0
-    for a, b in sentence_spans(text):
-        seg = text[a:b]
-        sentence = seg.strip()
-        out.append(text[done:a] + seg[: len(seg) - len(seg.lstrip())])
-        done = a + len(seg.rstrip())
-        cites = extract_citations(sentence, len(passages))
-        if len(content_words(re.sub(r"\[[\d,\s]+\]", "", sentence))) < 2:
-            checks.append(SentenceCheck(sentence, cites, None, True))
-        elif cites:
-            support = max(_support(sentence, passages[n - 1]) or 0.0 for n in cites)
-            checks.append(SentenceCheck(sentence, cites, support, support >= min_support))
-        else:
-            scores = [_support(sentence, p) or 0.0 for p in passages]
-            best = max(range(len(passages)), key=lambda i: scores[i]) if passages else 0
-            ok = bool(passages) and scores[best] >= min_support
-            if ok:
-                sentence = re.sub(r"([.!?:]?)$", rf" [{best + 1}]\1", sentence, count=1)
-            checks.append(
-                SentenceCheck(
-                    sentence,
-                    [best + 1] if ok else [],
-                    scores[best] if passages else None,
-                    ok or not passages,
-                    ok,
-                )
-            )
-        out.append(sentence)
-    out.append(text[done:])
-    return "".join(out).strip(), checks
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of ``MODES``, else a ValueError that lists them."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
+    return mode
 
 
 class DocChat:
-    """A conversation over one docs index; ``ask`` answers, checks, and remembers the turn."""
+    """A conversation over one docs index; ``ask`` answers (or abstains), cites and remembers.
+
+    ``mode`` (see the module docstring) and ``min_score`` (abstain below it) are the two knobs.
+    The language model is loaded only by a mode that uses it (``lm``/``chat`` to pass your own).
+    """
 
     def __init__(
         self,
@@ -223,49 +181,107 @@ class DocChat:
         *,
         lm: Any = None,
         k: int = 5,
-        min_cosine: float = MIN_COSINE,
+        mode: str = DEFAULT_MODE,
+        min_score: float = MIN_SCORE,
         max_new_tokens: int = 60,
         window: int | None = None,
     ) -> None:
-        from llmlab.chat.local import LocalChat
-
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(
                 f"k (the number of passages to retrieve) must be a whole number >= 1, got {k!r}."
             )
-        if chat is None:
-            chat = LocalChat(lm)
-        self.chat = chat
-        self.lm = lm or getattr(
-            chat, "lm", None
-        )  # counts tokens; a remote model: the local one's count
-        if self.lm is None:
+        self.index, self.k, self.mode = index, k, check_mode(mode)
+        self.min_score, self.max_new_tokens = min_score, max_new_tokens
+        self._chat, self._lm, self._window = chat, lm, window
+        self._documents: dict[str, tuple[float, Document]] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+        self._extractor: Extractor | None = None
+        self.history: list[dict] = []  # past turns for the model: user query, assistant answer
+        self.shown: set[tuple[str, int, int]] = set()  # (source, start, end) already answered
+        self.topic: str | None = None
+
+    # --- what is loaded only when needed ----------------------------------------------------
+
+    @property
+    def lm(self) -> Any:
+        """The local model (counts tokens; quotes; generates). Loaded on first use."""
+        if self._lm is None:
+            self._lm = getattr(self._chat, "lm", None)
+        if self._lm is None:
             from llmlab.runtime.models import load_lm
 
-            self.lm = load_lm()
-        self.index, self.k, self.min_cosine, self.max_new_tokens = (
-            index,
-            k,
-            min_cosine,
-            max_new_tokens,
-        )
-        self.window = window or self.lm.context_length
-        self.history: list[dict] = []  # past turns: user query, assistant answer
-        self.topic: str | None = None
+            self._lm = load_lm()
+        return self._lm
+
+    @property
+    def chat(self) -> Any:
+        """The chat backend that generates (``mode="generate"``). Loaded on first use."""
+        if self._chat is None:
+            from llmlab.chat.local import LocalChat
+
+            self._chat = LocalChat(self.lm)
+        return self._chat
+
+    @property
+    def window(self) -> int:
+        return self._window or self.lm.context_length
+
+    @window.setter
+    def window(self, value: int) -> None:
+        self._window = value
+
+    @property
+    def extractor(self) -> Extractor:
+        if self._extractor is None:
+            idf = corpus_idf([p.text for p in self.index.passages])
+            self._extractor = Extractor(self.document, self._embed, idf)
+        return self._extractor
+
+    def document(self, source: str) -> Document:
+        """The file ``source`` of the folder, read once (again if it changed on disk)."""
+        path = Path(self.index.folder) / source
+        mtime = path.stat().st_mtime_ns
+        cached = self._documents.get(source)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, read_document(path, self.index.folder))
+            self._documents[source] = cached
+        return cached[1]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        from llmlab.search.embeddings import embed
+
+        todo = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if todo:
+            vectors = embed(todo, model=self.index.embedder, show_progress=False)  # (m, dim)
+            self._vectors.update(zip(todo, vectors, strict=True))
+        return np.stack([self._vectors[t] for t in texts])  # (n, dim)
 
     def reset(self) -> None:
         """Forget the conversation."""
-        self.history, self.topic = [], None
+        self.history, self.topic, self.shown = [], None, set()
+
+    # --- the pipeline -----------------------------------------------------------------------
+
+    def retrieve(self, *queries: str) -> tuple[list[Hit], float]:
+        """The ``k`` hits and the best cosine of any passage. Several queries (a follow-up as
+        written and rewritten) are searched each and fused with RRF."""
+        runs, best = self.index.retrieve_many(list(queries), self.k)  # one embedding call
+        if len(runs) == 1:
+            return runs[0], best[0]
+        first = {h.id: h for run in reversed(runs) for h in run}  # passage row -> its hit
+        fused = rrf([[h.id for h in run] for run in runs])[: self.k]
+        return [first[i] for i, _ in fused], max(best)
 
     def messages(
         self,
         query: str,
-        hits: list[DocHit],
+        hits: list[Hit],
         history: list[dict] | None = None,
     ) -> tuple[list[dict], list[dict], list[str]]:
-        """The chat the model reads, the earlier turns cut to fit the window, the passages."""
+        """The chat the model reads (mode "generate"), the earlier turns cut to fit the window,
+        and the passages."""
         history = self.history if history is None else history
-        passages = [f"({h.chunk.source}) {h.chunk.text}" for h in hits]
+        passages = [f"({h.passage.source}) {h.text}" for h in hits]
         build_prompt(
             query,
             passages,
@@ -284,15 +300,22 @@ class DocChat:
         kept = truncate_chat(self.lm, full, max_tokens=self.window, reserve=self.max_new_tokens)
         return kept, history[: len(full) - len(kept)], passages
 
-    def retrieve(self, *queries: str) -> tuple[list[DocHit], float]:
-        """The ``k`` hits and the confidence (best cosine of any chunk). Several queries (a
-        follow-up as written and rewritten) are searched each and fused with RRF."""
-        runs, best = self.index.retrieve_many(list(queries), self.k)  # one embedding call
-        if len(runs) == 1:
-            return runs[0], best[0]
-        first = {h.id: h for run in reversed(runs) for h in run}  # chunk row -> its hit
-        fused = rrf([[h.id for h in run] for run in runs])[: self.k]
-        return [first[i] for i, _ in fused], max(best)
+    def find(self, query: str, hits: list[Hit], follow_up: str = "") -> Extract | None:
+        """The best answer unit of ``hits`` for ``query``. A follow-up (``follow_up``: the
+        question as written) skips what was already shown, and each unit keeps the better of
+        its scores for the rewritten query and for the follow-up as written."""
+        exclude = self.shown if follow_up else ()
+        ranked = self.extractor.rank(query, hits, exclude)
+        if follow_up and ranked:
+            other = {
+                (s.doc.path, s.unit.start): s for s in self.extractor.rank(follow_up, hits, exclude)
+            }
+            best = [
+                max(s, other.get((s.doc.path, s.unit.start), s), key=lambda x: x.score)
+                for s in ranked
+            ]
+            ranked = sorted(best, key=lambda x: -x.score)
+        return self.extractor.extract(ranked) if ranked else None
 
     def ask(
         self,
@@ -302,96 +325,152 @@ class DocChat:
         on_prompt: Callable[[str], None] | None = None,
         remember: bool = True,
     ) -> Answer:
-        """Answer ``question`` from the documents, checked and cited. ``on_prompt`` gets the exact
-        prompt text before generation starts; ``on_token`` each piece of the answer as written."""
-        _check_question(question)
+        """Answer ``question`` from the documents, or abstain. ``on_prompt`` gets the exact prompt
+        text before a model runs; ``on_token`` each piece of the answer as it is written (a
+        quoted answer arrives in one piece)."""
+        check_question(question)
         t0 = time.perf_counter()
+        follow_up = self.topic is not None and is_follow_up(question)
         query = rewrite_query(question, self.topic)
-        hits, confidence = self.retrieve(*dict.fromkeys([query, question.strip()]))
+        hits, _ = self.retrieve(*dict.fromkeys([query, question.strip()]))
+        found = self.find(query, hits, question.strip() if follow_up else "")
+        confidence = found.score if found else 0.0
         timings = {"retrieve_s": time.perf_counter() - t0}
-        if remember and (self.topic is None or not is_follow_up(question)):
+        if remember and not follow_up:
             self.topic = question.strip()
-        if confidence < self.min_cosine:
-            if on_token:
-                on_token(ABSTAIN)
-            timings["total_s"] = time.perf_counter() - t0
-            return Answer(question, query, ABSTAIN, "", hits, [], True, confidence, timings=timings)
-        messages, dropped, passages = self.messages(query, hits)
-        prompt = chat_text(self.lm, messages)
-        if on_prompt:
-            on_prompt(prompt)
-        pieces, t1 = [], time.perf_counter()
-        for piece in self.chat.stream(messages, max_tokens=self.max_new_tokens, stop=STOP):
-            if not pieces:
-                timings["first_token_s"] = time.perf_counter() - t0
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
-        timings["generate_s"] = time.perf_counter() - t1
-        answer = checked(
-            Answer(
-                question,
-                query,
-                "",
-                "".join(pieces).strip(),
-                hits,
-                [],
-                False,
-                confidence,
-                prompt=prompt,
-                dropped=dropped,
-            ),
-            passages,
+        answer = Answer(
+            question=question,
+            query=query,
+            answer=ABSTAIN,
+            raw="",
+            hits=hits,
+            citations=[],
+            abstained=True,
+            confidence=confidence,
+            mode=self.mode,
         )
+        if found is None or confidence < self.min_score:
+            emit(on_token, ABSTAIN)
+        elif self.mode == "generate":
+            self._generate(answer, on_token, on_prompt, timings, t0)
+        else:
+            picked = self._pick(query, found, on_prompt)
+            answer.answer, answer.abstained = picked.text, False
+            answer.citations = [Citation(n=1, passage=picked)]
+            timings["first_token_s"] = time.perf_counter() - t0
+            emit(on_token, picked.text)
         timings["total_s"] = time.perf_counter() - t0
         answer.timings = timings
-        if remember:
+        if remember and not answer.abstained:
+            self.shown |= {
+                (c.passage.source, c.passage.start, c.passage.end) for c in answer.citations
+            }
+            if found is not None:
+                u = found.best.unit
+                self.shown.add((found.best.doc.path, u.start, u.end))
             self.history += [
                 {"role": "user", "content": query},
                 {"role": "assistant", "content": answer.answer},
             ]
         return answer
 
+    def _pick(
+        self, question: str, found: Extract, on_prompt: Callable[[str], None] | None
+    ) -> Passage:
+        """The lines to quote: the best unit ("extract"), or the one the model copies ("quote")."""
+        if self.mode == "extract":
+            return found.passage
+        from llmlab.rag.quoting import quote, quote_prompt
+
+        options = found.ranked[:QUOTE_OPTIONS]
+        texts = [o.text for o in options]
+        if on_prompt and len(texts) > 1:
+            on_prompt(self.lm.tokenizer.decode(quote_prompt(self.lm, question, texts)))
+        choice = quote(self.lm, question, texts)
+        return self.extractor.extract(found.ranked, choice.index).passage
+
+    def _generate(
+        self,
+        answer: Answer,
+        on_token: Callable[[str], None] | None,
+        on_prompt: Callable[[str], None] | None,
+        timings: dict[str, float],
+        t0: float,
+    ) -> None:
+        messages, answer.dropped, _ = self.messages(answer.query, answer.hits)
+        answer.prompt = chat_text(self.lm, messages)
+        if on_prompt:
+            on_prompt(answer.prompt)
+        pieces, t1 = [], time.perf_counter()
+        for piece in self.chat.stream(messages, max_tokens=self.max_new_tokens, stop=STOP):
+            if not pieces:
+                timings["first_token_s"] = time.perf_counter() - t0
+            pieces.append(piece)
+            emit(on_token, piece)
+        timings["generate_s"] = time.perf_counter() - t1
+        answer.raw = "".join(pieces).strip()
+        self.checked(answer)
+
+    def checked(self, answer: Answer) -> Answer:
+        """Fill ``answer`` from its ``raw`` generated text: cut at a boundary, bad citations out,
+        every sentence checked; nothing supported -> not shown (``NOT_SUPPORTED``)."""
+        text = cut_at_boundary(answer.raw)
+        text, answer.removed_citations = check_citations(text, len(answer.hits))
+        checked, answer.sentences, lines = check_answer(text, answer.hits, self.document)
+        answer.citations = [Citation(n=i, passage=p) for i, p in enumerate(lines, start=1)]
+        supported = bool(answer.citations) and any(
+            s.supported and s.support is not None for s in answer.sentences
+        )
+        answer.answer = checked if supported else NOT_SUPPORTED
+        answer.citations = answer.citations if supported else []
+        answer.abstained = not supported
+        return answer
+
     def ask_many(self, questions: list[str]) -> list[Answer]:
-        """Answer independent questions (no conversation) in one batch: for evaluation."""
+        """Answer independent questions (no conversation): generated ones in one batch."""
         for q in questions:
-            _check_question(q)
-        runs, best = self.index.retrieve_many(list(questions), self.k)  # one embedding call
-        answers: list[Answer | None] = [None] * len(questions)
-        todo = []
-        for i, (q, hits, confidence) in enumerate(zip(questions, runs, best, strict=True)):
-            answers[i] = Answer(q, q, ABSTAIN, "", hits, [], True, confidence)
-            if confidence >= self.min_cosine:
-                todo.append((i, *self.messages(q, hits, history=[])))
+            check_question(q)
+        runs, _ = self.index.retrieve_many(list(questions), self.k)  # one embedding call
+        answers, todo = [], []
+        for q, hits in zip(questions, runs, strict=True):
+            found = self.find(q, hits)
+            score = found.score if found else 0.0
+            a = Answer(
+                question=q,
+                query=q,
+                answer=ABSTAIN,
+                raw="",
+                hits=hits,
+                citations=[],
+                abstained=True,
+                confidence=score,
+                mode=self.mode,
+            )
+            answers.append(a)
+            if found is None or score < self.min_score:
+                continue
+            if self.mode == "generate":
+                todo.append((a, self.messages(q, hits, history=[])[0]))
+            else:
+                picked = self._pick(q, found, None)
+                a.answer, a.abstained = picked.text, False
+                a.citations = [Citation(n=1, passage=picked)]
         if todo:
             results = self.chat.complete_batch(
-                [m for _, m, _, _ in todo], max_tokens=self.max_new_tokens, stop=STOP
+                [m for _, m in todo], max_tokens=self.max_new_tokens, stop=STOP
             )
-            for (i, msgs, _, passages), res in zip(todo, results, strict=True):
-                a = answers[i]
-                a.raw, a.abstained, a.prompt = res.text.strip(), False, chat_text(self.lm, msgs)
-                checked(a, passages)
-        return answers  # type: ignore[return-value]
+            for (a, msgs), res in zip(todo, results, strict=True):
+                a.raw, a.prompt = res.text.strip(), chat_text(self.lm, msgs)
+                self.checked(a)
+        return answers
 
 
-def _check_question(question: str) -> None:
+def emit(on_token: Callable[[str], None] | None, text: str) -> None:
+    if on_token:
+        on_token(text)
+
+
+def check_question(question: str) -> None:
+    """A clear ValueError for an empty question."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError("The question is empty: type a question about your documents.")
-
-
-def checked(answer: Answer, passages: list[str]) -> Answer:
-    """Fill ``answer``'s checks from its ``raw`` text: bad citations out, support, citations."""
-    text, answer.removed_citations = check_citations(answer.raw, len(answer.hits))
-    answer.answer, answer.sentences = check_support(text, passages)
-    hits = answer.hits
-    answer.citations = [
-        Citation(
-            n,
-            hits[n - 1].chunk.source,
-            hits[n - 1].chunk.start_line,
-            hits[n - 1].chunk.end_line,
-            hits[n - 1].chunk.text,
-        )
-        for n in sorted({n for s in answer.sentences for n in s.cites})
-    ]
-    return answer

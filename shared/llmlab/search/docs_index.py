@@ -10,13 +10,15 @@ Covers:
   removed files' chunks are dropped. An index made with another embedding model or chunker is
   rebuilt, and the report says why. A progress bar is shown while (re)building.
 - ``search(query, k)``: hybrid retrieval (BM25 + dense cosine fused with ``llmlab.search.retrievers.rrf``).
-  Each ``DocHit`` keeps its chunk's row ``id`` in ``chunks``, file, character span, line numbers,
-  fused score and the dense cosine, which ``llmlab.rag.docchat`` uses as its confidence.
+  Each ``llmlab.search.semantic_index.Hit`` carries its ``passage`` (file, character span, line
+  numbers), its row ``id`` in ``passages``, the fused score and its two parts: the dense
+  ``cosine``, which ``llmlab.rag.docchat`` uses as its confidence, and the ``bm25`` score.
   ``search_many`` / ``max_cosine_many`` / ``retrieve_many`` do many queries with one embedding
   call (the same hits as one query at a time, far fewer model calls).
+- ``IndexReport``: what ``update`` did (added, changed, removed, skipped, why it rebuilt).
 
-The records it stores and returns (``Chunker``, ``DocChunk``, ``DocHit``, ``IndexReport``) are
-in ``llmlab.search.docs_records``.
+What it stores is the vocabulary of ``llmlab.data.documents``: each file is read as a
+``Document``, cut into ``Chunk``s by a ``llmlab.search.chunking.Chunker``, and kept as ``Passage``s.
 
 Leaves out: watching the folder, locking against two processes writing the same index at once
 (the last writer wins; the file is replaced atomically so it is never half-written), and cleaning
@@ -31,16 +33,18 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from llmlab.data.documents import Passage
 from llmlab.data.readers import NotReadable, Skipped, read_document, scan_folder
-from llmlab.search.docs_records import Chunker, DocChunk, DocHit, IndexReport
+from llmlab.search.chunking import Chunker
+from llmlab.search.semantic_index import Hit
 
-FORMAT = 1  # bump when the file layout changes: old indexes are then rebuilt
+FORMAT = 2  # bump when the file layout changes: old indexes are then rebuilt (2: Passage fields)
 ENV_DIR = "LLMLAB_DOCS_CACHE"  # overrides where indexes live (tests use a temporary folder)
 EMBED_BATCH = 64
 
@@ -60,8 +64,39 @@ def index_path(folder: str | Path) -> Path:
     return index_root() / hashlib.sha256(key.encode()).hexdigest()[:16] / "index.npz"
 
 
+@dataclass
+class IndexReport:
+    """What ``update`` did. ``rebuilt`` says why the whole index was rebuilt (None: incremental)."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    rebuilt: str | None = None
+    n_files: int = 0
+    n_chunks: int = 0  # passages in the index
+    embedded: int = 0  # passages embedded by this update
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        head = f"Rebuilt the index: {self.rebuilt}. " if self.rebuilt else ""
+        parts = [
+            f"{self.n_files} files, {self.n_chunks} chunks",
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged",
+            f"{self.embedded} chunks embedded in {self.seconds:.1f} s",
+        ]
+        text = head + "; ".join(parts) + "."
+        if self.skipped:
+            shown = ", ".join(f"{s.path} ({s.reason})" for s in self.skipped[:5])
+            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            text += f" Skipped {len(self.skipped)} files: {shown}{more}."
+        return text
+
+
 class DocsIndex:
-    """The chunks and vectors of one folder, kept in step with its files by ``update()``."""
+    """The passages and vectors of one folder, kept in step with its files by ``update()``."""
 
     def __init__(
         self,
@@ -75,7 +110,7 @@ class DocsIndex:
         self.chunker = chunker or Chunker()
         self.location = Path(location) if location else index_path(self.folder)
         self._embedder = embedder
-        self.chunks: list[DocChunk] = []
+        self.passages: list[Passage] = []
         self.vectors = np.zeros((0, 0), np.float32)  # (n, dim)
         self.files: dict[str, dict] = {}  # path -> {size, mtime_ns, sha256, rows: [a, b]}
         self._retrievers: tuple | None = None
@@ -95,25 +130,28 @@ class DocsIndex:
         return embedder_name(self.embedder)
 
     def __len__(self) -> int:
-        return len(self.chunks)
+        return len(self.passages)
 
     # --- storage ------------------------------------------------------------------------------
 
     def _load(self) -> tuple[dict | None, str | None]:
-        """The saved manifest (chunks and vectors loaded into self), or None and why not."""
+        """The saved manifest (passages and vectors loaded into self), or None and why not."""
         if not self.location.is_file():
             return None, "there was no index yet"
         try:
             with np.load(self.location, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode("utf-8"))
                 vectors = np.asarray(z["vectors"], np.float32)
-            chunks = [DocChunk(**c) for c in meta.pop("chunks")]
-            if len(chunks) != len(vectors):
-                raise ValueError("chunk and vector counts differ")
+            if meta.get("format") != FORMAT:
+                return (
+                    None,
+                    f"it was saved in format {meta.get('format')}, this version reads {FORMAT}",
+                )
+            passages = [Passage(**p) for p in meta.pop("passages")]
+            if len(passages) != len(vectors):
+                raise ValueError("passage and vector counts differ")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"the saved index could not be read ({exc})"
-        if meta.get("format") != FORMAT:
-            return None, f"it was saved in format {meta.get('format')}, this version reads {FORMAT}"
         if meta.get("embedder") != self.model_name:
             return None, (
                 f"it was built with embedding model {meta.get('embedder')!r}, "
@@ -121,7 +159,7 @@ class DocsIndex:
             )
         if meta.get("chunker") != self.chunker.key():
             return None, f"it was chunked with {meta.get('chunker')}, now {self.chunker.key()}"
-        self.chunks, self.vectors, self.files = chunks, vectors, meta["files"]
+        self.passages, self.vectors, self.files = passages, vectors, meta["files"]
         return meta, None
 
     def _save(self) -> None:
@@ -131,7 +169,7 @@ class DocsIndex:
             "embedder": self.model_name,
             "chunker": self.chunker.key(),
             "files": self.files,
-            "chunks": [asdict(c) for c in self.chunks],
+            "passages": [asdict(p) for p in self.passages],
         }
         blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         self.location.parent.mkdir(parents=True, exist_ok=True)
@@ -148,17 +186,12 @@ class DocsIndex:
 
     # --- update -------------------------------------------------------------------------------
 
-    def _chunk(self, path: Path) -> list[DocChunk]:
-        from llmlab.search.chunking import chunk_text
-
+    def _passages(self, path: Path) -> list[Passage]:
+        """The file read as a Document, cut by the chunker, each chunk located: its Passages."""
         doc = read_document(path, self.folder)
         if not doc.text.strip():
             return []
-        c = self.chunker
-        return [
-            DocChunk(doc.path, ch.start, ch.end, *doc.lines(ch.start, ch.end), ch.text)
-            for ch in chunk_text(doc.text, c.strategy, size=c.size, overlap=c.overlap)
-        ]
+        return [doc.passage(c.start, c.end) for c in self.chunker.cut(doc.text)]
 
     def update(self, *, rebuild: bool = False, progress: bool | None = None) -> IndexReport:
         """Bring the index in step with the folder; only new or changed files are (re)embedded.
@@ -169,7 +202,7 @@ class DocsIndex:
         self.model_name  # load the embedder now, so its loading time is not counted  # noqa: B018
         t0 = time.perf_counter()
         report = IndexReport(skipped=skipped)
-        old_chunks, old_vectors, old_files = [], np.zeros((0, 0), np.float32), {}
+        old_passages, old_vectors, old_files = [], np.zeros((0, 0), np.float32), {}
         if rebuild:
             report.rebuilt = "a rebuild was asked for"
         else:
@@ -177,9 +210,9 @@ class DocsIndex:
             if meta is None:
                 report.rebuilt = why
             else:
-                old_chunks, old_vectors, old_files = self.chunks, self.vectors, self.files
+                old_passages, old_vectors, old_files = self.passages, self.vectors, self.files
         files: dict[str, dict] = {}
-        pieces: list[tuple[str, list[DocChunk], np.ndarray | None]] = []  # None: to embed
+        pieces: list[tuple[str, list[Passage], np.ndarray | None]] = []  # None: to embed
         for p in paths:
             rel, st = p.relative_to(self.folder).as_posix(), p.stat()
             old, entry = old_files.get(rel), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -189,27 +222,27 @@ class DocsIndex:
                 if old and old["sha256"] == digest:  # unchanged (or touched: same bytes)
                     files[rel] = {**old, **entry}
                     a, b = old["rows"]
-                    pieces.append((rel, old_chunks[a:b], old_vectors[a:b]))
+                    pieces.append((rel, old_passages[a:b], old_vectors[a:b]))
                     report.unchanged += 1
                     continue
-                pieces.append((rel, self._chunk(p), None))
+                pieces.append((rel, self._passages(p), None))
             except (NotReadable, OSError) as exc:
-                skipped.append(Skipped(rel, str(exc)))
+                skipped.append(Skipped(path=rel, reason=str(exc)))
                 continue
             (report.changed if old else report.added).append(rel)
             files[rel] = {**entry, "sha256": digest}
         report.removed = sorted(set(old_files) - set(files))
-        new_chunks = [c for _, cs, v in pieces if v is None for c in cs]
-        fresh = iter(self._embed([c.text for c in new_chunks], progress))  # rows of (m, dim)
-        all_chunks: list[DocChunk] = []
+        new = [p for _, ps, v in pieces if v is None for p in ps]
+        fresh = iter(self._embed([p.text for p in new], progress))  # rows of (m, dim)
+        passages: list[Passage] = []
         rows: list[np.ndarray] = []
-        for rel, cs, v in pieces:  # file order: kept vectors copied, new ones from `fresh`
-            files[rel]["rows"] = [len(all_chunks), len(all_chunks) + len(cs)]
-            all_chunks += cs
-            rows += list(v) if v is not None else [next(fresh) for _ in cs]
+        for rel, ps, v in pieces:  # file order: kept vectors copied, new ones from `fresh`
+            files[rel]["rows"] = [len(passages), len(passages) + len(ps)]
+            passages += ps
+            rows += list(v) if v is not None else [next(fresh) for _ in ps]
         vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
-        self.chunks, self.vectors, self.files, self._retrievers = all_chunks, vectors, files, None
-        if not all_chunks:
+        self.passages, self.vectors, self.files, self._retrievers = passages, vectors, files, None
+        if not passages:
             raise ValueError(
                 f"Nothing to index: no readable text in {str(self.folder)!r} "
                 f"({len(skipped)} files skipped). Point it at a folder of documents."
@@ -217,11 +250,7 @@ class DocsIndex:
         changed = report.rebuilt or report.added or report.changed or report.removed
         if changed or any(files[r] != old_files.get(r) for r in files):
             self._save()
-        report.n_files, report.n_chunks, report.embedded = (
-            len(files),
-            len(all_chunks),
-            len(new_chunks),
-        )
+        report.n_files, report.n_chunks, report.embedded = len(files), len(passages), len(new)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -251,13 +280,13 @@ class DocsIndex:
     # --- search -------------------------------------------------------------------------------
 
     def retrievers(self) -> tuple[Any, Any]:
-        """``(BM25Retriever, DenseRetriever)`` over the chunks (built once per update)."""
+        """``(BM25Retriever, DenseRetriever)`` over the passages (built once per update)."""
         from llmlab.search.retrievers import BM25Retriever, DenseRetriever
 
-        if not self.chunks:
+        if not self.passages:
             raise ValueError("The index is empty: call update() first.")
         if self._retrievers is None:
-            texts = [c.text for c in self.chunks]
+            texts = [p.text for p in self.passages]
             self._retrievers = (
                 BM25Retriever(texts),
                 DenseRetriever(
@@ -266,11 +295,11 @@ class DocsIndex:
             )
         return self._retrievers
 
-    def search(self, query: str, k: int = 5, depth: int = 50) -> list[DocHit]:
-        """The ``k`` best chunks for ``query``: BM25 and dense rankings (``depth`` each) fused by RRF."""
+    def search(self, query: str, k: int = 5, depth: int = 50) -> list[Hit]:
+        """The ``k`` best passages for ``query``: BM25 and dense rankings (``depth`` each) fused by RRF."""
         return self.retrieve_many([query], k, depth)[0][0]
 
-    def search_many(self, queries: list[str], k: int = 5, depth: int = 50) -> list[list[DocHit]]:
+    def search_many(self, queries: list[str], k: int = 5, depth: int = 50) -> list[list[Hit]]:
         """``search`` for each of ``queries``, the queries embedded in one call."""
         return self.retrieve_many(queries, k, depth)[0]
 
@@ -279,8 +308,8 @@ class DocsIndex:
         queries: list[str],
         k: int = 5,
         depth: int = 50,
-    ) -> tuple[list[list[DocHit]], list[float]]:
-        """The hits of each query and its best cosine with any chunk (``max_cosine``), from one
+    ) -> tuple[list[list[Hit]], list[float]]:
+        """The hits of each query and its best cosine with any passage (``max_cosine``), from one
         embedding call: the dense ranking's first score is that best cosine."""
         from llmlab.search.retrievers import rrf
 
@@ -291,12 +320,17 @@ class DocsIndex:
             b_hits = bm25.search(query, max(k, depth)) if any(c.isalnum() for c in query) else []
             cos, bm = {h.id: h.score for h in d_hits}, {h.id: h.score for h in b_hits}
             fused = rrf([[h.id for h in b_hits], [h.id for h in d_hits]])[:k]
-            hits.append([DocHit(self.chunks[i], s, cos.get(i), bm.get(i), i) for i, s in fused])
+            hits.append([self.hit(i, s, cos.get(i), bm.get(i)) for i, s in fused])
             best.append(d_hits[0].score)
         return hits, best
 
+    def hit(self, row: int, score: float, cosine: float | None, bm25: float | None) -> Hit:
+        """Passage ``row`` as a Hit: fused ``score`` and its dense and BM25 parts."""
+        p = self.passages[row]
+        return Hit(id=row, text=p.text, score=score, passage=p, cosine=cosine, bm25=bm25)
+
     def max_cosine(self, query: str) -> float:
-        """The best dense cosine of any chunk with ``query``: how close the nearest passage is."""
+        """The best dense cosine of any passage with ``query``: how close the nearest one is."""
         return self.max_cosine_many([query])[0]
 
     def max_cosine_many(self, queries: list[str]) -> list[float]:

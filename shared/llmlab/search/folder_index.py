@@ -1,8 +1,8 @@
 """Index a folder of notes for semantic search, and keep the index cached between runs.
 
-Covers: ``index_folder(folder)`` (every paragraph of the ``.md``/``.txt`` files, cut by
-``llmlab.data.paragraphs``, embedded into a ``llmlab.search.semantic_index.SemanticIndex`` with file and line numbers as
-metadata), its cache under ``llmlab.runtime.model_cache.cache_dir()/indexes/`` (one folder per indexed folder,
+Covers: ``index_folder(folder)`` (every paragraph ``Passage`` of the ``.md``/``.txt`` files, cut
+by ``llmlab.data.paragraphs``, embedded into a ``llmlab.search.semantic_index.SemanticIndex``:
+id ``passage.where``, metadata its place ``{source, start, end, first_line, last_line}``), its cache under ``llmlab.runtime.model_cache.cache_dir()/indexes/`` (one folder per indexed folder,
 reused while no file was added, removed or changed and the model is the same; a cache that
 cannot be read is rebuilt with a warning that says why), and ``format_hit`` (one hit as two
 lines of text, as ``llmlab search`` prints it).

@@ -30,11 +30,6 @@ from llmlab.search.semantic_index import Hit, ModelMismatchError, check_k, top_k
 Ranking = list[tuple[int, float]]  # (position in the corpus, score), best first
 
 
-def _check_k(k: int) -> int:
-    check_k(k)  # the one k check (llmlab.search.semantic_index): a clear ValueError for k <= 0
-    return int(k)
-
-
 def _check_queries(queries: Sequence[str]) -> list[str]:
     if isinstance(queries, str):
         raise TypeError("search_many() takes a list of queries; for one query use search().")
@@ -82,9 +77,9 @@ class Retriever:
 
     def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
         """``search`` for many queries at once (batched where the method allows it)."""
-        queries, k = _check_queries(queries), _check_k(k)
+        queries, k = _check_queries(queries), check_k(k)
         return [
-            [Hit(self.ids[p], self.texts[p], float(s)) for p, s in ranking]
+            [Hit(id=self.ids[p], text=self.texts[p], score=float(s)) for p, s in ranking]
             for ranking in self._rank_many(queries, k)
         ]
 
@@ -184,8 +179,8 @@ class DenseRetriever(Retriever):
     def search_vectors(self, query_vectors: np.ndarray, k: int = 5) -> list[list[Hit]]:
         """Search with ready-made query vectors ``(q, dim)``."""
         return [
-            [Hit(self.ids[p], self.texts[p], float(s)) for p, s in ranking]
-            for ranking in self._rank_vectors(np.asarray(query_vectors, np.float32), _check_k(k))
+            [Hit(id=self.ids[p], text=self.texts[p], score=float(s)) for p, s in ranking]
+            for ranking in self._rank_vectors(np.asarray(query_vectors, np.float32), check_k(k))
         ]
 
     def _rank_many(self, queries: list[str], k: int) -> list[Ranking]:
@@ -294,7 +289,7 @@ class HybridRetriever(Retriever):
                     "every retriever from the same texts and ids."
                 )
         super().__init__(first.texts, first.ids)
-        self.retrievers, self.rrf_k, self.depth = list(retrievers), rrf_k, _check_k(depth)
+        self.retrievers, self.rrf_k, self.depth = list(retrievers), rrf_k, check_k(depth)
         self._pos = {doc: p for p, doc in enumerate(self.ids)}
 
     @classmethod

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from llmlab.data.documents import Passage
 from llmlab.search.embeddings import check_texts, default_embedder, embed, normalize
 
 INDEX_FORMAT = 1
@@ -46,12 +47,27 @@ class ModelMismatchError(ValueError):
 
 @dataclass
 class Hit:
-    """One search result: the stored text, its id, its score (higher = better) and metadata."""
+    """One scored search result: the stored ``text``, its ``id`` in the index, its ``score``
+    (higher = better; compare scores within one ranking only) and the ``metadata`` stored with it.
+
+    An index that knows where its texts sit (``llmlab.search.docs_index``) also gives the
+    ``passage`` (file, offsets, lines) and, for a hybrid search whose ``score`` is the fused RRF
+    score, the two parts it fused: ``cosine`` (dense) and ``bm25`` (keywords), None where that
+    half did not find the text.
+    """
 
     id: Any
     text: str
     score: float
     metadata: dict = field(default_factory=dict)
+    passage: Passage | None = None
+    cosine: float | None = None
+    bm25: float | None = None
+
+    @property
+    def where(self) -> str:
+        """Where to look: ``notes/a.md:3-5`` if the passage is known, else the id."""
+        return self.passage.where if self.passage is not None else str(self.id)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -70,10 +86,11 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return best[order]
 
 
-def check_k(k: int) -> None:
-    """Raise a clear ValueError unless ``k`` (the number of results) is a whole number >= 1."""
+def check_k(k: int) -> int:
+    """``k`` as an int; a clear ValueError unless it (the number of results) is a whole number >= 1."""
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
+    return int(k)
 
 
 def check_query(query: str, k: int) -> None:
@@ -145,7 +162,12 @@ class Records:
 
     def hit(self, pos: int, score: float) -> Hit:
         """The entry at position ``pos`` as a ``Hit`` with ``score`` (metadata copied)."""
-        return Hit(self.ids[pos], self.texts[pos], float(score), dict(self.metadata[pos]))
+        return Hit(
+            id=self.ids[pos],
+            text=self.texts[pos],
+            score=float(score),
+            metadata=dict(self.metadata[pos]),
+        )
 
 
 class SemanticIndex(Records):
