@@ -21,35 +21,72 @@ BY_TITLE = {a.title: a for a in load_wiki_summaries()}
 YEAR = re.compile(r"\b(?:is|was) an? (\d{4})\b")  # "is a 1968 epic science fiction film"
 
 FILMS = {  # title -> director (as the film's lead spells it)
-    "2001: A Space Odyssey": "Stanley Kubrick", "Bicycle Thieves": "Vittorio De Sica",
-    "Breathless (1960 film)": "Jean-Luc Godard", "Casablanca (film)": "Michael Curtiz",
-    "Jaws (film)": "Steven Spielberg", "La Dolce Vita": "Federico Fellini",
-    "Lawrence of Arabia (film)": "David Lean", "Psycho (1960 film)": "Alfred Hitchcock",
-    "Seven Samurai": "Akira Kurosawa", "Spirited Away": "Hayao Miyazaki",
-    "The Godfather": "Francis Ford Coppola", "The Seventh Seal": "Ingmar Bergman",
-    "Tokyo Story": "Yasujirō Ozu", "Vertigo (film)": "Alfred Hitchcock",
-    "Mirror (1975 film)": "Andrei Tarkovsky", "Toy Story": "John Lasseter",
+    "2001: A Space Odyssey": "Stanley Kubrick",
+    "Bicycle Thieves": "Vittorio De Sica",
+    "Breathless (1960 film)": "Jean-Luc Godard",
+    "Casablanca (film)": "Michael Curtiz",
+    "Jaws (film)": "Steven Spielberg",
+    "La Dolce Vita": "Federico Fellini",
+    "Lawrence of Arabia (film)": "David Lean",
+    "Psycho (1960 film)": "Alfred Hitchcock",
+    "Seven Samurai": "Akira Kurosawa",
+    "Spirited Away": "Hayao Miyazaki",
+    "The Godfather": "Francis Ford Coppola",
+    "The Seventh Seal": "Ingmar Bergman",
+    "Tokyo Story": "Yasujirō Ozu",
+    "Vertigo (film)": "Alfred Hitchcock",
+    "Mirror (1975 film)": "Andrei Tarkovsky",
+    "Toy Story": "John Lasseter",
 }
 NOVELS = {  # title -> author
-    "Moby-Dick": "Herman Melville", "The Great Gatsby": "F. Scott Fitzgerald",
-    "To the Lighthouse": "Virginia Woolf", "Dracula": "Bram Stoker",
-    "One Hundred Years of Solitude": "Gabriel García Márquez", "On the Road": "Jack Kerouac",
+    "Moby-Dick": "Herman Melville",
+    "The Great Gatsby": "F. Scott Fitzgerald",
+    "To the Lighthouse": "Virginia Woolf",
+    "Dracula": "Bram Stoker",
+    "One Hundred Years of Solitude": "Gabriel García Márquez",
+    "On the Road": "Jack Kerouac",
 }
-FILM_YEAR = ["Bicycle Thieves", "Casablanca (film)", "Jaws (film)", "Seven Samurai",
-             "The Godfather", "Tokyo Story", "Toy Story", "The Seventh Seal"]
-DIRECTED = ["2001: A Space Odyssey", "La Dolce Vita", "Lawrence of Arabia (film)",
-            "Psycho (1960 film)", "Spirited Away", "Mirror (1975 film)"]
+FILM_YEAR = [
+    "Bicycle Thieves",
+    "Casablanca (film)",
+    "Jaws (film)",
+    "Seven Samurai",
+    "The Godfather",
+    "Tokyo Story",
+    "Toy Story",
+    "The Seventh Seal",
+]
+DIRECTED = [
+    "2001: A Space Odyssey",
+    "La Dolce Vita",
+    "Lawrence of Arabia (film)",
+    "Psycho (1960 film)",
+    "Spirited Away",
+    "Mirror (1975 film)",
+]
 WROTE = ["Moby-Dick", "Dracula", "To the Lighthouse", "One Hundred Years of Solitude"]
 CAPITAL_OF = ["Accra", "Ankara", "Bogotá", "Damascus", "Harare", "Dakar"]  # city -> country
-FIRST = [("Jaws (film)", "The Godfather"), ("Casablanca (film)", "Seven Samurai"),
-         ("Toy Story", "Spirited Away"), ("Vertigo (film)", "Psycho (1960 film)"),
-         ("Tokyo Story", "Bicycle Thieves"), ("The Seventh Seal", "La Dolce Vita")]
-NOVEL_FIRST = [("Moby-Dick", "Dracula"), ("The Great Gatsby", "To the Lighthouse"),
-               ("On the Road", "One Hundred Years of Solitude")]
+FIRST = [
+    ("Jaws (film)", "The Godfather"),
+    ("Casablanca (film)", "Seven Samurai"),
+    ("Toy Story", "Spirited Away"),
+    ("Vertigo (film)", "Psycho (1960 film)"),
+    ("Tokyo Story", "Bicycle Thieves"),
+    ("The Seventh Seal", "La Dolce Vita"),
+]
+NOVEL_FIRST = [
+    ("Moby-Dick", "Dracula"),
+    ("The Great Gatsby", "To the Lighthouse"),
+    ("On the Road", "One Hundred Years of Solitude"),
+]
 NATIONALITY = {  # film -> the director's nationality, as the director's lead states it
-    "2001: A Space Odyssey": "American", "Psycho (1960 film)": "English",
-    "Seven Samurai": "Japanese", "La Dolce Vita": "Italian", "The Seventh Seal": "Swedish",
-    "Mirror (1975 film)": "Soviet", "Bicycle Thieves": "Italian",
+    "2001: A Space Odyssey": "American",
+    "Psycho (1960 film)": "English",
+    "Seven Samurai": "Japanese",
+    "La Dolce Vita": "Italian",
+    "The Seventh Seal": "Swedish",
+    "Mirror (1975 film)": "Soviet",
+    "Bicycle Thieves": "Italian",
 }
 
 
@@ -74,8 +111,14 @@ def q(kind: str, question: str, answers: list[str], gold: list[str]) -> dict:
     for a in answers:
         if a not in text:
             raise ValueError(f"{a!r} is not in the gold leads of {question!r}.")
-    return {"question": question, "answers": answers, "gold": gold,
-            "sources": [wiki_filename(t) for t in gold], "hops": len(gold), "kind": kind}
+    return {
+        "question": question,
+        "answers": answers,
+        "gold": gold,
+        "sources": [wiki_filename(t) for t in gold],
+        "hops": len(gold),
+        "kind": kind,
+    }
 
 
 def build() -> list[dict]:
@@ -89,8 +132,11 @@ def build() -> list[dict]:
         a = NOVELS[t]
         out.append(q("novel_author", f"Who wrote the novel {name(t)}?", [a, a.split()[-1]], [t]))
     for city in CAPITAL_OF:
-        m = re.match(rf"{re.escape(city)} is the capital(?: city| and largest city)? of "
-                     r"(?:the )?([A-Z][a-z]+)", lead(city))
+        m = re.match(
+            rf"{re.escape(city)} is the capital(?: city| and largest city)? of "
+            r"(?:the )?([A-Z][a-z]+)",
+            lead(city),
+        )
         if not m:
             raise ValueError(f"No 'is the capital of' in the lead of {city!r}.")
         country = m.group(1)
@@ -104,8 +150,14 @@ def build() -> list[dict]:
             if ya == yb:
                 raise ValueError(f"{a!r} and {b!r} share the year {ya}.")
             first = a if ya < yb else b
-            out.append(q("which_first", f"Which {what} first: {name(a)} or {name(b)}?",
-                         [name(first)], [a, b]))
+            out.append(
+                q(
+                    "which_first",
+                    f"Which {what} first: {name(a)} or {name(b)}?",
+                    [name(first)],
+                    [a, b],
+                )
+            )
     for film, nationality in NATIONALITY.items():
         director = FILMS[film]
         gold = [film, director]

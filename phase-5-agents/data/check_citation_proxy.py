@@ -50,8 +50,9 @@ def check() -> dict[str, list[int]]:
         if q.kind == "which_first":
             wrong = [name(t) for t in q.gold if name(t) != q.answers[0]][0]
         else:
-            wrong = next(o.answers[0] for o in questions
-                         if o.kind == q.kind and o.answers[0] != q.answers[0])
+            wrong = next(
+                o.answers[0] for o in questions if o.kind == q.kind and o.answers[0] != q.answers[0]
+            )
         row = rows[q.kind]
         row[0] += 1
         row[1] += citation_scores(sentence(q, q.answers[0]), sources).recall == 1.0

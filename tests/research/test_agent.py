@@ -15,8 +15,10 @@ import pytest
 
 from llmlab.agents.loop import Budget
 from llmlab.chat.records import ChatResult, Usage
-from llmlab.research.corpus import Corpus, CorpusHit
+from llmlab.data.documents import Document
+from llmlab.research.corpus import Corpus
 from llmlab.research.injection import Defences
+from llmlab.search.semantic_index import Hit
 from llmlab.tool_use.tools import ToolCall
 
 DOCS = {
@@ -32,13 +34,14 @@ DOCS = {
 class WordCorpus(Corpus):
     """The real sandbox and reader; search by shared words (no embedding model)."""
 
-    def search(self, query: str, k: int = 5) -> list[CorpusHit]:
+    def search(self, query: str, k: int = 5) -> list[Hit]:
         want = set(re.findall(r"\w+", query.lower()))
         scored = []
         for path in sorted(p.name for p in self.paths):
             text = self.read(path)
             score = len(want & set(re.findall(r"\w+", text.lower())))
-            scored.append(CorpusHit(path, text, float(score), 0, len(text)))
+            passage = Document(path=path, text=text).passage(0, len(text))
+            scored.append(Hit(id=path, text=text, score=float(score), passage=passage))
         scored.sort(key=lambda h: -h.score)
         return scored[:k]
 
@@ -73,7 +76,13 @@ class FakeChat:
             planning = "search queries" in chat[0]["content"]
             text = (self.plan if planning else self.answer)(user)
             self.calls.append(("plan" if planning else "answer", user))
-            out.append(ChatResult(text, Usage(self.tokens, 5), "stop"))
+            out.append(
+                ChatResult(
+                    text=text,
+                    usage=Usage(prompt_tokens=self.tokens, completion_tokens=5),
+                    finish_reason="stop",
+                )
+            )
         return out
 
 
@@ -81,7 +90,7 @@ class FakeChat:
 class FakeToolResult:
     text: str
     tool_calls: list
-    usage: Usage = field(default_factory=lambda: Usage(100, 10))
+    usage: Usage = field(default_factory=lambda: Usage(prompt_tokens=100, completion_tokens=10))
     finish_reason: str = "tool_calls"
     prompt: str = ""
     raw: str = ""
@@ -97,7 +106,7 @@ class ScriptedAgentChat:
     def complete_with_tools(self, messages, tools, **kwargs):
         self.seen.append(messages[-1]["content"] if messages else "")
         name, args = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        return FakeToolResult("", [ToolCall(name, args)])
+        return FakeToolResult("", [ToolCall(name=name, arguments=args)])
 
 
 def test_rag_mode_answers_with_a_citation_per_sentence(corpus):
@@ -109,6 +118,7 @@ def test_rag_mode_answers_with_a_citation_per_sentence(corpus):
     assert all(re.search(r"\[[^\]]+\.txt\]\.?$", s) for s in sentences), res.answer
     assert res.citations and all(c.verified for c in res.citations)
     assert res.citations[0].source == "Jaws_film.txt"
+    assert res.citations[0].where == "Jaws_film.txt:3"  # the line the answer rests on
 
 
 def test_plan_mode_splits_a_comparison_and_reads_both(corpus):
@@ -224,7 +234,9 @@ def test_agent_fabricated_citation_is_marked_unverified(corpus):
     out = res.to_json()
     assert out["citations"][0] == {
         "source": "Made_up.txt",
-        "text": out["citations"][0]["text"],
+        "first_line": None,  # no such file: no line to point at
+        "last_line": None,
+        "text": "",
         "verified": False,
     }
 
@@ -235,8 +247,17 @@ def test_to_json_schema(corpus):
     out = research(
         "In what year was the film Jaws released?", corpus, chat=FakeChat(), mode="verify"
     ).to_json()
-    assert set(out) == {"answer", "citations", "steps", "tokens", "seconds", "stop_reason"}
-    assert isinstance(out["answer"], str) and out["answer"]
+    assert set(out) == {
+        "answer",
+        "short_answer",
+        "mode",
+        "citations",
+        "steps",
+        "tokens",
+        "seconds",
+        "stop_reason",
+    }
+    assert isinstance(out["answer"], str) and out["answer"] and out["mode"] == "verify"
     assert isinstance(out["tokens"], int) and isinstance(out["seconds"], float)
     assert out["stop_reason"] in {
         "answer",
@@ -247,7 +268,8 @@ def test_to_json_schema(corpus):
         "error",
     }
     for c in out["citations"]:
-        assert set(c) == {"source", "text", "verified"} and isinstance(c["verified"], bool)
+        assert set(c) == {"source", "first_line", "last_line", "text", "verified"}
+        assert isinstance(c["verified"], bool) and isinstance(c["first_line"], int)
         assert isinstance(c["source"], str) and isinstance(c["text"], str)
     for s in out["steps"]:
         assert set(s) == {"tool", "arguments", "result"}
@@ -351,13 +373,13 @@ def _obey(messages):
     last = messages[-1]["content"] or ""
     turn = sum(m["role"] == "assistant" for m in messages)
     if turn == 0:
-        call = ToolCall("search", {"query": "Jaws trivia"})
+        call = ToolCall(name="search", arguments={"query": "Jaws trivia"})
     elif turn == 1:
-        call = ToolCall("read", {"path": "jaws_trivia.txt"})
+        call = ToolCall(name="read", arguments={"path": "jaws_trivia.txt"})
     elif "delete_file" in last:
-        call = ToolCall("delete_file", {"path": "notes.txt"})
+        call = ToolCall(name="delete_file", arguments={"path": "notes.txt"})
     else:
-        call = ToolCall("final_answer", {"answer": "1975 [Jaws_film.txt]"})
+        call = ToolCall(name="final_answer", arguments={"answer": "1975 [Jaws_film.txt]"})
     return FakeToolResult("", [call])
 
 

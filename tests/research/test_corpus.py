@@ -107,11 +107,11 @@ def test_bad_corpus(tmp_path):
 
 def test_search_returns_relative_sources_and_never_the_outside_file(corpus):
     hits = corpus.search("password secret", k=10)
-    sources = {h.source for h in hits}
+    sources = {h.passage.source for h in hits}
     assert sources and sources <= {"films/jaws.txt", "accra.txt", "alias.txt"}
-    assert all(SECRET not in h.snippet for h in hits)
-    h = hits[0]
-    assert corpus.read(h.source, start=h.start, max_chars=h.end - h.start) == h.snippet
+    assert all(SECRET not in h.text for h in hits)
+    p = hits[0].passage
+    assert corpus.read(p.source, start=p.start, max_chars=p.end - p.start) == p.text == hits[0].text
     with pytest.raises(ValueError, match="empty"):
         corpus.search("  ")
 
@@ -137,14 +137,14 @@ def test_tools_are_read_only_and_refusals_are_error_results(corpus, monkeypatch)
         props = t.spec()["function"]["parameters"]["properties"]
         assert set(props) <= {"query", "path", "start"}
     before = {p: p.read_bytes() for p in corpus.root.rglob("*") if p.is_file()}
-    refused = run_tool(tools, ToolCall("read", {"path": "../outside/secret.txt"}))
+    refused = run_tool(tools, ToolCall(name="read", arguments={"path": "../outside/secret.txt"}))
     assert not refused.ok and SECRET not in refused.content and "refused" in refused.content
-    leaked = run_tool(tools, ToolCall("read", {"path": "leak.txt"}))
+    leaked = run_tool(tools, ToolCall(name="read", arguments={"path": "leak.txt"}))
     assert not leaked.ok and SECRET not in leaked.content
-    ok = run_tool(tools, ToolCall("read", {"path": "accra.txt"}))
+    ok = run_tool(tools, ToolCall(name="read", arguments={"path": "accra.txt"}))
     assert ok.ok and ok.content.startswith('<document source="accra.txt">')
     assert "more characters: read with start=1500" in ok.content
-    found = run_tool(tools, ToolCall("search", {"query": "Spielberg thriller"}))
+    found = run_tool(tools, ToolCall(name="search", arguments={"query": "Spielberg thriller"}))
     assert found.ok and "<document source=" in found.content and DATA_NOTE in found.content
     assert {p: p.read_bytes() for p in corpus.root.rglob("*") if p.is_file()} == before
 

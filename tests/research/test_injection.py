@@ -55,8 +55,8 @@ def test_the_injected_document_is_retrieved_for_the_question(injected):
     assert [case.phrasing for case, _ in injected] == list(PHRASINGS)
     for case, corpus in injected:
         hits = corpus.search(case.question, k=3)
-        assert INJECTED_SOURCE in [h.source for h in hits], case.phrasing
-        assert "Jaws_film.txt" in [h.source for h in hits]  # the clean answer is there too
+        assert INJECTED_SOURCE in [h.passage.source for h in hits], case.phrasing
+        assert "Jaws_film.txt" in [h.passage.source for h in hits]  # the clean answer is there too
 
 
 def test_detector():
@@ -69,7 +69,10 @@ def test_detector():
             self.tool = tool
 
     class Run:
-        answer, steps = "1975", [Step("search"), Step(None), Step("send_email")]
+        answer, steps = (
+            "1975",
+            [Step(tool="search"), Step(tool=None), Step(tool="send_email")],
+        )
 
     assert run_injected(Run())
 
@@ -103,7 +106,7 @@ def test_defence_switches():
 def gullible(case, corpus, defences) -> bool:
     """A scripted agent that obeys any order it reads: the worst case for a defence."""
     tools = corpus_tools(corpus, wrap=defences.wrap, k=7)
-    seen = run_tool(tools, ToolCall("search", {"query": case.question})).content
+    seen = run_tool(tools, ToolCall(name="search", arguments={"query": case.question})).content
     called = ["search"] + (["delete_file"] if "delete_file" in seen else [])
     answer = "Jaws came out in 1975 [Jaws_film.txt]." + (f" {MARKER}." if MARKER in seen else "")
     return injection_succeeded(defences.check(answer), called)
@@ -131,7 +134,7 @@ def test_a_forbidden_tool_does_not_exist_so_obeying_harms_nothing(tmp_path):
     case = injected_corpus(tmp_path, "tool_call")
     tools = corpus_tools(Corpus(case.root))
     before = sorted(p.name for p in case.root.iterdir())
-    result = run_tool(tools, ToolCall("delete_file", {"path": "Jaws_film.txt"}))
+    result = run_tool(tools, ToolCall(name="delete_file", arguments={"path": "Jaws_film.txt"}))
     assert not result.ok and sorted(p.name for p in case.root.iterdir()) == before
 
 
@@ -147,5 +150,5 @@ def test_marked_wraps_write_the_data_note_once(injected):
     assert case.phrasing == "ignore"
     for defences, notes in ((Defences(), 1), (Defences(strip=True), 1), (Defences.none(), 0)):
         tools = corpus_tools(corpus, wrap=defences.wrap, k=3)
-        content = run_tool(tools, ToolCall("search", {"query": "Jaws"})).content
+        content = run_tool(tools, ToolCall(name="search", arguments={"query": "Jaws"})).content
         assert content.count(DATA_NOTE) == notes, defences.name

@@ -15,12 +15,17 @@ from cheapest to most careful (research-agent.ipynb measures each):
   answer from the notes.
 - ``"verify"``: ``"plan"`` + every citation checked with ``llmlab.rag.citations.verify_citations``;
   an unsupported sentence is re-cited to a document that supports it, or dropped.
+- ``"facts"`` (the default): code reads the question's form (lookup, comparison, chain), finds
+  each thing's article by its title, the model copies one fact per lookup (a span of the
+  article's opening, scored whole), and code compares or chains the facts and cites the lines
+  each came from (``llmlab.research.decompose``). A question no rule reads goes to ``"verify"``.
 
 Division of labour with a 135M model: the model does what it can (extract a short answer from
 given text, copy a query, pick among sources it was shown); the deterministic parts carry the
 rest: which documents to read, the notes, the evidence sentence quoted under the answer (copied,
 so it is supported by construction), the citation check and the revision. Every answer
-sentence ends with ``[source]`` (a path relative to the corpus).
+sentence ends with ``[source]`` (a path relative to the corpus; ``[source:lines]`` in the facts
+mode), and every checked citation carries the lines it rests on (``run.CheckedCitation``).
 
 Budgets (``llmlab.agents.loop.Budget``: steps, tokens, wall seconds) are checked before every step;
 when one runs out the run stops with a partial answer and ``stop_reason``. Prompt-injection
@@ -30,11 +35,13 @@ what citations are checked against), a system-prompt rule, and a post-check of t
 
 ``research_many`` runs many questions through the non-agent modes with each model call batched
 across questions (``chat.complete_batch``; rows of similar prompt length together, so little
-is spent on padding); each question may have its own corpus and defences (the injection
-experiment batches five corpora x two defence settings). The agent mode runs one at a time.
+is spent on padding; the facts mode scores every lookup in one batch); each question may have
+its own corpus and defences (the injection experiment batches five corpora x two defence
+settings). The agent mode runs one at a time. ``progress=True`` prints a line per stage.
 
 The run state, the result and the verify step (``revise``) live in ``llmlab.research.run``, the
-text steps (queries, notes, ``score``) in ``llmlab.research.steps``; both importable from here.
+text steps (queries, notes) in ``llmlab.research.steps``, the facts mode in
+``llmlab.research.decompose``.
 
 Leaves out: writing tools of any kind (the agent can only search and read), web search,
 streaming, re-ranking and multi-turn follow-ups.
@@ -51,6 +58,7 @@ from typing import Any
 from llmlab.agents.loop import Budget
 from llmlab.rag.answering import extract_answer, extract_citations
 from llmlab.research.corpus import Corpus
+from llmlab.research.decompose import run_facts
 from llmlab.research.injection import Defences
 from llmlab.research.run import ResearchResult, Run, Stop, finish
 from llmlab.research.steps import (
@@ -62,7 +70,8 @@ from llmlab.research.steps import (
     top_sources,
 )
 
-MODES = ("rag", "agent", "plan", "verify")
+MODES = ("rag", "agent", "plan", "verify", "facts")
+DEFAULT_MODE = "facts"  # most right answers, fewest wrong ones shown (research-agent.ipynb)
 K = 3  # passages per search
 ANSWER_TOKENS = 24  # the short answer is one line
 PLAN_TOKENS = 40
@@ -173,11 +182,19 @@ def _batched(
     return texts
 
 
-def _pipeline(runs: list[Run], chat: Any, mode: str, k: int) -> None:
+def _say(progress: bool, text: str) -> None:
+    """A line of progress (a notebook cell or a terminal shows where a long run is)."""
+    if progress:
+        print(text, flush=True)
+
+
+def _pipeline(runs: list[Run], chat: Any, mode: str, k: int, progress: bool = False) -> None:
     plan = mode in ("plan", "verify")
+    t0 = time.perf_counter()
     if plan:
         live = [r for r in runs if r.live()]
         if live:
+            _say(progress, f"{mode}: the model writes search queries for {len(live)} questions")
             chats = [
                 [
                     {"role": "system", "content": PLAN_INSTRUCTION},
@@ -191,6 +208,7 @@ def _pipeline(runs: list[Run], chat: Any, mode: str, k: int) -> None:
                 rule = split_question(run.question)
                 model = copied_queries(text, run.question)
                 run.queries = model if len(model) >= len(rule) else rule
+    _say(progress, f"{mode}: searching and reading ({time.perf_counter() - t0:.1f} s so far)")
     for run in runs:
         try:
             for q in run.queries or [run.question]:
@@ -204,6 +222,10 @@ def _pipeline(runs: list[Run], chat: Any, mode: str, k: int) -> None:
     live = [r for r in runs if r.live() and r.hits]
     if not live:
         return
+    _say(
+        progress,
+        f"{mode}: the model answers {len(live)} questions ({time.perf_counter() - t0:.1f} s so far)",
+    )
     prompts = [_passages(r, plan) for r in live]
     chats = [
         answer_messages(r.question, p, r.defences) for r, (p, _) in zip(live, prompts, strict=True)
@@ -217,6 +239,7 @@ def _pipeline(runs: list[Run], chat: Any, mode: str, k: int) -> None:
         run.cited = srcs[cites[0] - 1] if cites else (with_answer or srcs)[0]
         if not plan:  # rag read nothing: the cited passage's document is what it cites
             run.sources.setdefault(run.cited, run.text(run.cited))
+    _say(progress, f"{mode}: done in {time.perf_counter() - t0:.1f} s")
 
 
 # --- the agent mode ----------------------------------------------------------------------------
@@ -234,7 +257,7 @@ def _agent(run: Run, chat: Any, k: int, constrained: Any, first_search: bool) ->
         {"role": "user", "content": run.question},
     ]
     if first_search:  # the code makes the first call, as "retrieve first" frameworks do
-        call = ToolCall("search", {"query": run.question}, id="call_0")
+        call = ToolCall(name="search", arguments={"query": run.question}, id="call_0")
         result = run_tool(tools, call)
         run.add("tool", "search", call.arguments, result.content, ok=result.ok)
         messages += [assistant_message("", [call]), tool_message(result)]
@@ -306,7 +329,7 @@ def research(
     *,
     chat: Any = None,
     budget: Budget | None = None,
-    mode: str = "agent",
+    mode: str = DEFAULT_MODE,
     k: int = K,
     defences: Defences | None = None,
     constrained: Any = True,
@@ -314,9 +337,10 @@ def research(
 ) -> ResearchResult:
     """Answer ``question`` from ``corpus`` (a folder or a ``Corpus``), citing every sentence.
 
-    ``research("Who was born first, X or Y?", folder, mode="verify").answer`` ->
-    ``"X [X.txt]. X (born 1867) was ... [X.txt]. ..."``. Raises ValueError for an empty question,
-    a missing/empty folder, an unknown mode or a budget <= 0.
+    ``research("Which film came out first: Jaws or The Godfather?", folder).answer`` ->
+    ``"The Godfather (1972) came out before Jaws (1975) [The_Godfather.txt:3][Jaws_film.txt:3].
+    ..."``. Raises ValueError for an empty question, a missing/empty folder, an unknown mode or
+    a budget <= 0.
     """
     return research_many(
         [question],
@@ -337,16 +361,18 @@ def research_many(
     *,
     chat: Any = None,
     budget: Budget | None = None,
-    mode: str = "verify",
+    mode: str = DEFAULT_MODE,
     k: int = K,
     defences: Defences | Sequence[Defences] | None = None,
     constrained: Any = True,
     first_search: bool = True,
+    progress: bool = False,
 ) -> list[ResearchResult]:
     """``research`` for many questions; each model call of the non-agent modes is batched.
 
     ``corpus`` and ``defences`` are shared, or lists with one per question. Each question keeps
-    its own budget; its seconds are its share of each batched call.
+    its own budget; its seconds are its share of each batched call. ``progress=True`` prints a
+    line per stage (a long notebook cell shows where it is).
     """
     if isinstance(questions, str) or not questions:
         raise ValueError("questions must be a non-empty list of questions.")
@@ -359,14 +385,29 @@ def research_many(
         strict=True,
     ):
         corp = corpora[id(c)] = _setup(q, corpora.get(id(c), c), mode)
-        runs.append(Run(q.strip(), corp, budget or Budget(), Defences.all() if d is None else d))
+        runs.append(
+            Run(
+                question=q.strip(),
+                corpus=corp,
+                budget=budget or Budget(),
+                defences=Defences.all() if d is None else d,
+            )
+        )
     if chat is None:
         from llmlab.chat.local import load_chat
 
         chat = load_chat()
+    general: list[Run] = []
     if mode == "agent":
         for run in runs:
             _agent(run, chat, k, constrained, first_search)
+    elif mode == "facts":
+        t0 = time.perf_counter()
+        _say(progress, f"facts: reading the form of {len(runs)} questions, finding articles")
+        general = run_facts(runs, chat, k)
+        _say(progress, f"facts: done in {time.perf_counter() - t0:.1f} s")
+        if general:  # questions no rule reads: the general pipeline answers them
+            _pipeline(general, chat, "verify", k, progress)
     else:
-        _pipeline(runs, chat, mode, k)
-    return [finish(run, mode) for run in runs]
+        _pipeline(runs, chat, mode, k, progress)
+    return [finish(run, "verify" if run in general else mode) for run in runs]

@@ -108,7 +108,7 @@ def injected_corpus(tmp: str | Path, phrasing: str) -> InjectionCase:
     (root / INJECTED_SOURCE).write_text(
         TRIVIA.format(payload=PHRASINGS[phrasing]), encoding="utf-8"
     )
-    return InjectionCase(root, phrasing)
+    return InjectionCase(root=root, phrasing=phrasing)
 
 
 def injection_succeeded(

@@ -8,11 +8,17 @@ Covers:
 - ``ResearchResult``: what ``llmlab.research.agent.research`` returns (``to_json()`` is the
   ``llmlab research --json`` object), and ``finish(run, mode)`` that builds it: the answer as
   sentences that each cite ``[source]`` (``llmlab.research.steps.compose``, or a partial answer
-  when a budget stopped the run), the defences' post-check, and every citation checked
-  (``llmlab.rag.citations.verify_citations``).
+  when a budget stopped the run; in the facts mode, the conclusion computed by code and each
+  fact cited with its lines, from ``run.finding``), the defences' post-check, and every
+  citation checked.
+- ``CheckedCitation`` / ``checked_citations(answer, sources)``: each citation checked
+  (``llmlab.rag.citations.verify_citations``) and located: the lines of its source that
+  support the sentence (a ``llmlab.data.documents.Passage``: file, first and last line, text).
 - ``revise(result)``: the verify mode's step, with no model call -- each sentence whose citation
   is not verified is re-cited to a document read that supports it, or dropped.
 - ``source_text(corpus, source, defences)``: a document as the model saw it.
+- ``score(result, answers, gold_sources)``: one run measured (a citation with lines counts as
+  its file).
 
 Leaves out: the modes themselves (searching, reading, the model calls, batching across
 questions: ``llmlab.research.agent``) and the text logic of notes, claims and scores
@@ -27,10 +33,62 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmlab.agents.loop import AgentStep, Budget, RunRecord
+from llmlab.data.documents import Document, Passage
 from llmlab.rag.citations import citation_scores, verify_citations
 from llmlab.research.corpus import Corpus
 from llmlab.research.injection import Defences, strip_instructions
 from llmlab.research.steps import compose, is_correct, partial_answer, summary
+
+
+@dataclass(frozen=True)
+class CheckedCitation:
+    """One citation of the answer, checked: the answer ``sentence``, the ``source`` it cites,
+    the ``passage`` of that source that supports it best (file, lines, text; None if the source
+    does not exist or no line of it was found) and whether the check ``verified`` it."""
+
+    sentence: str
+    source: str
+    passage: Passage | None
+    verified: bool
+
+    @property
+    def where(self) -> str:
+        """``Jaws_film.txt:3``: the file and lines cited (the file alone if no line was found)."""
+        return self.passage.where if self.passage else self.source
+
+    @property
+    def text(self) -> str:
+        """The lines cited, as they are in the file ("" if none)."""
+        return self.passage.text if self.passage else ""
+
+    def to_json(self) -> dict:
+        """``{source, first_line, last_line, text, verified}`` (lines None if unknown)."""
+        p = self.passage
+        return {
+            "source": self.source,
+            "first_line": p.first_line if p else None,
+            "last_line": p.last_line if p else None,
+            "text": self.text,
+            "verified": bool(self.verified),
+        }
+
+
+def checked_citations(answer: str, sources: dict[str, str]) -> list[CheckedCitation]:
+    """``llmlab.rag.citations.verify_citations`` with line numbers: each check's supporting
+    sentence located in its source (the text as read, which keeps the file's line breaks)."""
+    out = []
+    for c in verify_citations(answer, sources):
+        passage = None
+        text = sources.get(c.source, "")
+        at = text.find(c.text) if c.text else -1
+        if at >= 0:
+            passage = Document(path=c.source, text=text).passage(at, at + len(c.text))
+        out.append(
+            CheckedCitation(
+                sentence=c.sentence, source=c.source, passage=passage, verified=c.verified
+            )
+        )
+    return out
 
 
 @dataclass
@@ -42,7 +100,7 @@ class ResearchResult:
     mode: str
     answer: str
     short_answer: str  # the model's extracted answer: what correctness is scored on
-    citations: list[Any]  # llmlab.rag.citations.CitationCheck(sentence, source, text, verified)
+    citations: list[CheckedCitation]  # each citation: its sentence, the lines cited, verified
     steps: list[AgentStep]
     tokens: int
     seconds: float
@@ -51,15 +109,18 @@ class ResearchResult:
     dropped: list[str] = field(default_factory=list)  # sentences removed by verification
     parts: list[str] = field(default_factory=list)  # the answer's sentences, each with its citation
     seen: list[str] = field(default_factory=list)  # sources the model was shown (hits and reads)
+    conclusion: str = ""  # facts mode: the answer computed by code from the cited facts
+    why: str = ""  # facts mode: why there is no answer (a missing document, fact, a tie)
+    facts: list[Any] = field(default_factory=list)  # facts mode: each lookup's Fact
 
     def to_json(self) -> dict:
-        """The ``--json`` object: answer, citations, steps, tokens, seconds, stop_reason."""
+        """The ``--json`` object: answer, short_answer, mode, citations (each with its lines),
+        steps, tokens, seconds, stop_reason."""
         return {
             "answer": self.answer,
-            "citations": [
-                {"source": c.source, "text": c.text, "verified": bool(c.verified)}
-                for c in self.citations
-            ],
+            "short_answer": self.short_answer,
+            "mode": self.mode,
+            "citations": [c.to_json() for c in self.citations],
             "steps": [
                 {
                     "tool": s.tool or s.kind,
@@ -72,6 +133,9 @@ class ResearchResult:
             "seconds": round(float(self.seconds), 3),
             "stop_reason": self.stop_reason,
         }
+
+
+LINES = re.compile(r"\[([^\[\]]+?):\d+(?:-\d+)?\]")  # a citation with lines: [Jaws_film.txt:3]
 
 
 class Stop(Exception):
@@ -98,6 +162,7 @@ class Run:
         self.by_query: dict[str, list[Any]] = {}  # query -> its hits
         self.sources: dict[str, str] = {}
         self.raw, self.short, self.cited = "", "", ""
+        self.finding: Any = None  # the facts mode's llmlab.research.reasoning.Finding
 
     @property
     def budget(self) -> Budget:
@@ -176,7 +241,9 @@ def source_text(corpus: Corpus, source: str, defences: Defences) -> str:
 
 def finish(run: Run, mode: str) -> ResearchResult:
     """The result of a finished (or stopped) run: the cited answer, post-checked and verified;
-    ``mode="verify"`` also revises it."""
+    ``mode="verify"`` also revises it; a run the facts mode concluded keeps its own facts."""
+    if run.finding is not None:
+        return _finish_facts(run)
     if run.stop_reason != "answer" and not run.short:
         parts = _partial(run)
     else:
@@ -185,7 +252,7 @@ def finish(run: Run, mode: str) -> ResearchResult:
         )
     parts = [p for p in parts if run.defences.check(p)]  # the post-check drops a part, or keeps it
     parts = parts or ["The answer was withheld by the post-check."]
-    checks = [c for p in parts for c in verify_citations(p, run.sources)]
+    checks = [c for p in parts for c in checked_citations(p, run.sources)]
     seen = list(dict.fromkeys([h.passage.source for h in run.hits] + list(run.sources)))
     res = ResearchResult(
         question=run.question,
@@ -204,6 +271,46 @@ def finish(run: Run, mode: str) -> ResearchResult:
     return revise(res) if mode == "verify" else res
 
 
+def _finish_facts(run: Run) -> ResearchResult:
+    """The facts mode's result: the conclusion (computed by code, citing the facts it rests on)
+    and each fact with the lines it was copied from, checked against exactly those lines. With
+    no answer, why not, and the facts that were found. The post-check can still drop a part;
+    if it drops one the answer rests on, the answer is withheld."""
+    f = run.finding
+    facts = [c for c in f.checks if c.fact.value]
+    parts = f.parts
+    kept = [p for p in parts if run.defences.check(p)]
+    short = f.short if kept == parts else ""
+    citations = [
+        CheckedCitation(
+            sentence=c.cited, source=c.fact.source, passage=c.fact.passage, verified=c.verified
+        )
+        for c in facts
+        if c.cited in kept
+    ]
+    seen = list(dict.fromkeys([h.passage.source for h in run.hits] + list(run.sources)))
+    return ResearchResult(
+        question=run.question,
+        mode="facts",
+        answer=" ".join(kept) or "The answer was withheld by the post-check.",
+        short_answer=short,
+        citations=citations,
+        steps=run.steps,
+        tokens=run.tokens,
+        seconds=run.seconds(),
+        stop_reason=run.stop_reason,
+        sources=dict(run.sources),
+        dropped=[p for p in parts if p not in kept],
+        parts=kept,
+        seen=seen,
+        conclusion=f.conclusion if short else "",
+        facts=[c.fact for c in f.checks],
+        why=f.why
+        if not f.short
+        else ("" if short else "the post-check dropped a fact it rests on"),
+    )
+
+
 def _partial(run: Run) -> list[str]:
     """What a stopped run can still say (``partial_answer``); with no document read, the best
     search hit's snippet stands in for one (and is what its citation is checked against)."""
@@ -219,14 +326,14 @@ def revise(result: ResearchResult) -> ResearchResult:
     ``mode="plan"`` revised is exactly what ``mode="verify"`` returns."""
     kept, checks, dropped = [], [], []
     for part in result.parts:
-        found = verify_citations(part, result.sources)
+        found = checked_citations(part, result.sources)
         if all(c.verified for c in found):
             kept.append(part)
             checks += found
             continue
         bare = re.sub(r"\s*\[[^\[\]]*\]", "", part).strip().rstrip(".")
         for src, text in result.sources.items():
-            again = verify_citations(f"{bare} [{src}].", {src: text})
+            again = checked_citations(f"{bare} [{src}].", {src: text})
             if again and all(c.verified for c in again):
                 kept.append(f"{bare} [{src}].")
                 checks += again
@@ -251,7 +358,7 @@ def score(result: ResearchResult, answers: Sequence[str], gold_sources: Sequence
     not correct; a dropped or missing answer is neither), ``gold_seen`` (share of the gold documents
     the run saw), ALCE ``citation_recall`` / ``citation_precision`` (``llmlab.rag.citations`` proxy,
     against the documents read), ``steps``, ``tokens``, ``seconds``."""
-    cs = citation_scores(result.answer, result.sources)
+    cs = citation_scores(LINES.sub(r"[\1]", result.answer), result.sources)  # [a.txt:3] -> [a.txt]
     correct = is_correct(result.short_answer, answers)
     return {
         "correct": float(correct),

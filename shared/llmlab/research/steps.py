@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmlab.evaluation.metrics import normalize_answer
+from llmlab.rag.answer_checks import content_words
 from llmlab.rag.answering import INSTRUCTION, format_passages
-from llmlab.rag.docchat import content_words
 from llmlab.research.corpus import DATA_NOTE
 
 if TYPE_CHECKING:
@@ -45,9 +45,13 @@ STOP_WHY = {
 
 
 def summary(text: str, limit: int = 200) -> str:
-    """A tool result cut to ``limit`` characters on one line, for traces."""
+    """``text`` on one line, cut at a word to at most ``limit`` characters (then "..."), for
+    traces and displays: ``summary("Yalu (Amnok) River", 12) -> "Yalu..."``, never "Yalu (Am"."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit - 2)
+    return (flat[:cut] if cut > 0 else flat[: limit - 3]).rstrip(",;:") + "..."
 
 
 def split_question(question: str) -> list[str]:
@@ -181,10 +185,10 @@ def answer_messages(question: str, passages: list[str], defences: Defences) -> l
 
 
 def top_sources(by_query: Mapping[str, Sequence[Any]], per_query: int) -> list[str]:
-    """The documents to read: the best ``per_query`` hits (``.source``) of each query searched."""
+    """The documents to read: the best ``per_query`` hits (``.passage.source``) of each query searched."""
     out: list[str] = []
     for hits in by_query.values():
         for h in hits[:per_query]:
-            if h.source not in out:
-                out.append(h.source)
+            if h.passage.source not in out:
+                out.append(h.passage.source)
     return out
