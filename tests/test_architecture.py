@@ -18,8 +18,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "shared" / "llmlab"
 
@@ -102,7 +100,9 @@ def test_the_readme_map_lists_the_layers_in_order():
 def test_the_readme_map_lists_every_module_of_each_layer():
     for name, listed in readme_map().items():
         files = {p.stem for p in (PKG / name).glob("*.py") if p.stem != "__init__"}
-        assert listed == files, f"README's map row `{name}/`: add {files - listed}, drop {listed - files}"
+        assert listed == files, (
+            f"README's map row `{name}/`: add {files - listed}, drop {listed - files}"
+        )
 
 
 def test_imports_point_down_the_layers():
@@ -220,18 +220,33 @@ def test_no_formatter_exceptions():
     assert not skips, f"'# fmt: skip' in {skips}: the code follows `ruff format`"
 
 
-RECORDS = ("AgentStep", "AgentRun", "ResearchResult")
-
-
-@pytest.mark.parametrize("record", RECORDS)
-def test_records_are_built_with_keywords(record):
-    positional = []
-    for path in [*PKG.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+def records() -> set[str]:
+    """Every record type of the package: a ``@dataclass`` or a ``NamedTuple``."""
+    names = set()
+    for path in PKG.rglob("*.py"):
         for node in ast.walk(tree(path)):
-            if (
-                isinstance(node, ast.Call)
-                and getattr(node.func, "id", None) == record
-                and node.args
+            if isinstance(node, ast.ClassDef) and (
+                any(getattr(b, "id", None) == "NamedTuple" for b in node.bases)
+                or any(
+                    "dataclass"
+                    in (getattr(d, "id", None), getattr(getattr(d, "func", None), "id", None))
+                    for d in node.decorator_list
+                )
             ):
-                positional.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert not positional, f"{record}(...) built by position at: {positional}"
+                names.add(node.name)
+    return names
+
+
+def test_records_are_built_with_keywords():
+    known, positional = records(), []
+    assert {"AgentStep", "RunRecord", "Hit", "Passage", "ChatResult"} <= known
+    files = [
+        *PKG.rglob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+        *(ROOT / "benchmarks").rglob("*.py"),
+    ]
+    for path in files:
+        for node in ast.walk(tree(path)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in known and node.args:
+                positional.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
+    assert not positional, f"records built by position: {positional}"
