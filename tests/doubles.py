@@ -169,9 +169,10 @@ class HashEmbedder(WordEmbedder):
 # --- a tiny language model ---------------------------------------------------------------
 
 
-def tiny_llama(tokenizer, blocks: int = 2, seed: int = 0):
-    """A ``blocks``-block random Llama (hidden 64, 4 heads, 2 KV heads, tied embeddings) sized
-    for ``tokenizer``. Its embeddings are scaled up (random ones have std 0.02), so logits move."""
+def tiny_llama(tokenizer, blocks: int = 2, seed: int = 0, positions: int = 256):
+    """A ``blocks``-block random Llama (hidden 64, 4 heads, 2 KV heads, tied embeddings, a
+    ``positions``-token window) sized for ``tokenizer``. Its embeddings are scaled up (random
+    ones have std 0.02), so logits move."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -183,7 +184,7 @@ def tiny_llama(tokenizer, blocks: int = 2, seed: int = 0):
         num_hidden_layers=blocks,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=positions,
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config).eval()

@@ -13,6 +13,7 @@ from llmlab.evaluation.loglikelihood import (
     encode_pair,
 )
 from llmlab.runtime.models import LM
+from tests.doubles import tiny_llama
 
 
 # lm-evaluation-harness, lm_eval/api/model.py (TemplateLM._encode_pair, causal branch), with
@@ -32,22 +33,7 @@ def harness_encode_pair(tok, context, continuation):
 @pytest.fixture(scope="module")
 def tiny(lm):
     """A 2-block random Llama (hidden 64) with the real SmolLM2 tokenizer: milliseconds a pass."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(lm.tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # random embeddings are tiny (std 0.02): scaled up, logits differ
-        model.get_input_embeddings().weight.mul_(10)
+    model = tiny_llama(lm.tokenizer)
     return LM(model=model, tokenizer=lm.tokenizer, name="tiny-llama")
 
 

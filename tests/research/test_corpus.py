@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
 import subprocess
 
-import numpy as np
 import pytest
 
 from llmlab.research.corpus import (
@@ -20,19 +18,9 @@ from llmlab.research.corpus import (
     wiki_filename,
 )
 from llmlab.tool_use.tools import ToolCall, run_tool
+from tests.doubles import HashEmbedder
 
 SECRET = "TOP-SECRET-PASSWORD-42"
-
-
-class FakeEmbedder:
-    """A deterministic stand-in for the sentence embedder (no model load)."""
-
-    llmlab_name = "fake-corpus"
-
-    def encode(self, texts, **kwargs):
-        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest(), np.uint8)[:16] for t in texts]
-        v = np.array(rows, np.float32) + 1.0  # (n, 16)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +44,7 @@ def corpus(tmp_path):
     os.symlink(outside, root / "outdir")  # a folder link that leaves it
     os.symlink(root / "films" / "jaws.txt", root / "alias.txt")  # a link that stays inside
     os.symlink(root / "loop.txt", root / "loop.txt")  # a link to itself
-    return Corpus(root, embedder=FakeEmbedder())
+    return Corpus(root, embedder=HashEmbedder("fake-corpus"))
 
 
 @pytest.mark.parametrize(

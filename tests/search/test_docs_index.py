@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
@@ -10,19 +9,7 @@ import pytest
 
 from llmlab.search.chunking import Chunker
 from llmlab.search.docs_index import index_path, open_index
-
-
-class FakeEmbedder:
-    """A deterministic stand-in for the sentence embedder that counts what it embeds."""
-
-    def __init__(self, name: str = "fake-a") -> None:
-        self.llmlab_name, self.seen = name, []
-
-    def encode(self, texts, **kwargs):
-        self.seen += list(texts)
-        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest(), np.uint8)[:16] for t in texts]
-        v = np.array(rows, np.float32) + 1.0  # (n, 16)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+from tests.doubles import HashEmbedder
 
 
 @pytest.fixture(autouse=True)
@@ -49,13 +36,13 @@ def snapshot(folder):
 
 def test_first_index_then_nothing_to_do(docs, cache):
     before = snapshot(docs)
-    emb = FakeEmbedder()
+    emb = HashEmbedder("fake-a")
     index, report = open_index(docs, embedder=emb)
     assert report.rebuilt == "there was no index yet"
     assert (report.n_files, len(report.added), report.embedded) == (3, 3, len(index))
     assert index.location.is_file() and cache in index.location.parents
     assert snapshot(docs) == before  # nothing written in the user's folder
-    emb.seen.clear()
+    emb.calls.clear()
     index2, report2 = open_index(docs, embedder=emb)
     assert report2.rebuilt is None and report2.unchanged == 3 and emb.seen == []
     assert [c.text for c in index2.passages] == [c.text for c in index.passages]
@@ -63,14 +50,14 @@ def test_first_index_then_nothing_to_do(docs, cache):
 
 
 def test_incremental_add_modify_delete(docs):
-    emb = FakeEmbedder()
+    emb = HashEmbedder("fake-a")
     index, _ = open_index(docs, embedder=emb)
     old = {c.source: v for c, v in zip(index.passages, index.vectors, strict=True)}
     (docs / "new.rst").write_text("Dates are sweet.\n")
     (docs / "sub" / "b.txt").write_text("Bananas are long and yellow.\n")
     os.utime(docs / "sub" / "b.txt", ns=(1, 1))  # a different mtime even on a coarse clock
     (docs / "a.md").unlink()
-    emb.seen.clear()
+    emb.calls.clear()
     report = index.update()
     assert report.added == ["new.rst"] and report.changed == ["sub/b.txt"]
     assert report.removed == ["a.md"] and report.unchanged == 1
@@ -85,31 +72,31 @@ def test_incremental_add_modify_delete(docs):
 
 
 def test_touched_but_same_bytes_is_not_reembedded(docs):
-    emb = FakeEmbedder()
+    emb = HashEmbedder("fake-a")
     index, _ = open_index(docs, embedder=emb)
     os.utime(docs / "a.md", ns=(5, 5))
-    emb.seen.clear()
+    emb.calls.clear()
     assert index.update().unchanged == 3 and emb.seen == []
 
 
 def test_other_embedding_model_or_chunker_rebuilds_and_says_why(docs):
-    open_index(docs, embedder=FakeEmbedder("fake-a"))
-    _, report = open_index(docs, embedder=FakeEmbedder("fake-b"))
+    open_index(docs, embedder=HashEmbedder("fake-a"))
+    _, report = open_index(docs, embedder=HashEmbedder("fake-b"))
     assert "'fake-a'" in report.rebuilt and "'fake-b'" in report.rebuilt
     assert report.embedded == report.n_chunks and "Rebuilt the index" in report.summary()
-    _, report = open_index(docs, embedder=FakeEmbedder("fake-b"), chunker=Chunker(size=64))
+    _, report = open_index(docs, embedder=HashEmbedder("fake-b"), chunker=Chunker(size=64))
     assert "size=128" in report.rebuilt and "size=64" in report.rebuilt
 
 
 def test_damaged_index_is_rebuilt(docs):
-    index, _ = open_index(docs, embedder=FakeEmbedder())
+    index, _ = open_index(docs, embedder=HashEmbedder("fake-a"))
     index.location.write_bytes(b"garbage")
-    _, report = open_index(docs, embedder=FakeEmbedder())
+    _, report = open_index(docs, embedder=HashEmbedder("fake-a"))
     assert "could not be read" in report.rebuilt
 
 
 def test_passages_carry_exact_spans_and_lines(docs):
-    index, _ = open_index(docs, embedder=FakeEmbedder())
+    index, _ = open_index(docs, embedder=HashEmbedder("fake-a"))
     for p in index.passages:
         text = (docs / p.source).read_text()
         lines = text.split("\n")
@@ -124,7 +111,7 @@ def test_passages_carry_exact_spans_and_lines(docs):
 def test_binary_and_empty_files_are_skipped_and_reported(docs):
     (docs / "blob.md").write_bytes(b"\x00\x01\x02binary")
     (docs / "empty.txt").write_text("   \n")
-    index, report = open_index(docs, embedder=FakeEmbedder())
+    index, report = open_index(docs, embedder=HashEmbedder("fake-a"))
     assert [(s.path, s.reason) for s in report.skipped] == [("blob.md", "binary (NUL bytes)")]
     assert "Skipped 1 files: blob.md (binary (NUL bytes))" in report.summary()
     assert "empty.txt" not in {c.source for c in index.passages}
@@ -132,15 +119,15 @@ def test_binary_and_empty_files_are_skipped_and_reported(docs):
 
 def test_bad_folders(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        open_index(tmp_path / "nope", embedder=FakeEmbedder())
+        open_index(tmp_path / "nope", embedder=HashEmbedder("fake-a"))
     (tmp_path / "only").mkdir()
     (tmp_path / "only" / "x.bin").write_bytes(b"\x00")
     with pytest.raises(ValueError, match="Nothing to index"):
-        open_index(tmp_path / "only", embedder=FakeEmbedder())
+        open_index(tmp_path / "only", embedder=HashEmbedder("fake-a"))
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "x.md").write_bytes(b"\x00")
     with pytest.raises(ValueError, match="no readable text"):
-        open_index(tmp_path / "bin", embedder=FakeEmbedder())
+        open_index(tmp_path / "bin", embedder=HashEmbedder("fake-a"))
 
 
 def test_index_path_depends_on_folder_only(tmp_path, cache):

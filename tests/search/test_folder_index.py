@@ -15,20 +15,7 @@ from llmlab.cli.search import cli
 from llmlab.search.folder_index import folder_cache_path, format_hit, index_folder
 from llmlab.search.semantic_index import Hit
 from tests.data.test_paragraphs import make_notes  # the same small folder of notes
-
-
-class FakeEmbedder:
-    """A tiny deterministic stand-in model: each word hashes to a fixed random vector, summed."""
-
-    llmlab_name = "fake-embedder"
-
-    def encode(self, texts, **kwargs):
-        out = np.zeros((len(texts), 16), dtype=np.float32)  # (n, 16)
-        for i, text in enumerate(texts):
-            for w in text.lower().split():
-                seed = int.from_bytes(w.encode()[:8].ljust(8, b"\0"), "little") % 2**32
-                out[i] += np.random.default_rng(seed).standard_normal(16)
-        return out
+from tests.doubles import WordEmbedder
 
 
 @pytest.fixture
@@ -38,7 +25,7 @@ def notes(tmp_path, monkeypatch):
 
 
 def test_cache_is_reused_until_a_file_changes(notes, tmp_path):
-    fake = FakeEmbedder()
+    fake = WordEmbedder()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the normal rebuild reasons are silent
         index, rebuilt = index_folder(notes, fake)
@@ -55,7 +42,7 @@ def test_cache_is_reused_until_a_file_changes(notes, tmp_path):
 
 @pytest.mark.parametrize("damage", ["vectors", "manifest"])
 def test_damaged_cache_is_rebuilt_with_a_warning(notes, damage):
-    fake = FakeEmbedder()
+    fake = WordEmbedder()
     index, _ = index_folder(notes, fake)
     where = folder_cache_path(notes)
     if damage == "vectors":

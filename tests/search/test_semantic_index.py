@@ -15,6 +15,7 @@ from llmlab.search.semantic_index import (
     read_manifest,
     top_k,
 )
+from tests.doubles import WordEmbedder
 
 # (document, a paraphrase of it that shares almost no words with it)
 PARAPHRASES = [
@@ -69,21 +70,6 @@ PARAPHRASES = [
         "photovoltaic cells generate power from the sun",
     ),
 ]
-
-
-class FakeEmbedder:
-    """A tiny deterministic stand-in model: each word hashes to a fixed random vector, summed."""
-
-    def __init__(self, name: str = "fake-embedder", dim: int = 16) -> None:
-        self.llmlab_name, self.dim = name, dim
-
-    def encode(self, texts, **kwargs):
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim)
-        for i, text in enumerate(texts):
-            for w in text.lower().split():
-                seed = int.from_bytes(w.encode()[:8].ljust(8, b"\0"), "little") % 2**32
-                out[i] += np.random.default_rng(seed).standard_normal(self.dim)
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +148,7 @@ def test_top_k_matches_full_sort():
 
 
 def test_incremental_add_and_bad_ids():
-    index = SemanticIndex(FakeEmbedder())
+    index = SemanticIndex(WordEmbedder())
     index.add(["red apple", "green pear"], ids=["a", "b"])
     index.add(["blue sky"], ids=["c"], metadata=[{"src": "x"}])
     assert len(index) == 3 and index.vectors.shape == (3, 16)
@@ -184,7 +170,7 @@ def test_incremental_add_and_bad_ids():
 
 def test_empty_index_says_so():
     with pytest.raises(ValueError, match="empty"):
-        SemanticIndex(FakeEmbedder()).search("hello")
+        SemanticIndex(WordEmbedder()).search("hello")
 
 
 def test_save_load_round_trip(paraphrase_index, embedder, tmp_path):
@@ -205,29 +191,29 @@ def test_save_load_round_trip(paraphrase_index, embedder, tmp_path):
 
 
 def test_damaged_index_is_detected(tmp_path):
-    index = SemanticIndex(FakeEmbedder())
+    index = SemanticIndex(WordEmbedder())
     index.add(["alpha", "beta"])
     path = index.save(tmp_path / "idx")
     vectors = np.load(path / "vectors.npy")
     vectors[0, 0] += 0.5
     np.save(path / "vectors.npy", vectors)
     with pytest.raises(ValueError, match="damaged"):
-        SemanticIndex.load(path, FakeEmbedder())
+        SemanticIndex.load(path, WordEmbedder())
     with pytest.raises(FileNotFoundError, match="manifest"):
-        SemanticIndex.load(tmp_path / "nothing-here", FakeEmbedder())
+        SemanticIndex.load(tmp_path / "nothing-here", WordEmbedder())
 
 
 def test_model_mismatch_on_load_and_query(tmp_path, embedder):
-    index = SemanticIndex(FakeEmbedder("model-A"))
+    index = SemanticIndex(WordEmbedder("model-A"))
     index.add(["alpha", "beta"])
     path = index.save(tmp_path / "idx")
     with pytest.raises(ModelMismatchError, match="model-A"):
-        SemanticIndex.load(path, FakeEmbedder("model-B"))
+        SemanticIndex.load(path, WordEmbedder("model-B"))
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
         SemanticIndex.load(path, embedder)
-    assert len(SemanticIndex.load(path, FakeEmbedder("model-A"))) == 2
+    assert len(SemanticIndex.load(path, WordEmbedder("model-A"))) == 2
     # querying with a swapped-in model fails too, instead of returning garbage scores
-    index.embedder = FakeEmbedder("model-B")
+    index.embedder = WordEmbedder("model-B")
     with pytest.raises(ModelMismatchError, match="rebuild"):
         index.search("alpha")
     with pytest.raises(ModelMismatchError):

@@ -26,6 +26,7 @@ from llmlab.training.sft import (
     model_identity,
     train,
 )
+from tests.doubles import tiny_llama
 
 CHAT = [
     {"role": "user", "content": "Capital of France?"},
@@ -36,22 +37,7 @@ CHAT = [
 @pytest.fixture(scope="module")
 def tiny(lm):
     """A 2-block random Llama (hidden 64) with the real SmolLM2 tokenizer: fast, same template."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(lm.tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # random embeddings are tiny (std 0.02): scaled up, logits can move
-        model.get_input_embeddings().weight.mul_(10)
+    model = tiny_llama(lm.tokenizer, positions=128)
     return LM(model=model, tokenizer=lm.tokenizer, name="tiny-llama")
 
 
