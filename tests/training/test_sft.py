@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from llmlab.runtime.models import LM
+from llmlab.training.adapter_cache import model_identity
 from llmlab.training.lora import (
     add_lora,
     lora_layers,
     lora_parameters,
-    merge_lora,
     remove_lora,
     using_adapter,
 )
@@ -18,12 +18,10 @@ from llmlab.training.sft import (
     REPORT_FILE,
     SFTSettings,
     batch_loss,
-    cached_adapter,
     encode_chat,
     evaluate_loss,
     finetune,
     make_batches,
-    model_identity,
     train,
 )
 from tests.doubles import tiny_llama
@@ -139,21 +137,6 @@ def test_train_lowers_the_loss_and_respects_a_budget(tiny):
         remove_lora(tiny.model)
 
 
-def test_model_identity_sees_merged_weights_not_the_wrapper(tiny):
-    before = model_identity(tiny.model)
-    from transformers import LlamaForCausalLM
-
-    copy = LlamaForCausalLM(tiny.model.config)
-    copy.load_state_dict(tiny.model.state_dict())
-    add_lora(copy)
-    assert model_identity(copy) == before  # a wrapper with B = 0 is the same model
-    with torch.no_grad():
-        for m in lora_layers(copy).values():
-            m.lora_B.weight.fill_(0.01)
-    merge_lora(copy)
-    assert model_identity(copy) != before
-
-
 def test_finetune_trains_once_then_reads_the_cache(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path))
     chats = [CHAT] * 4
@@ -173,20 +156,3 @@ def test_finetune_trains_once_then_reads_the_cache(tiny, tmp_path, monkeypatch):
     with using_adapter(tiny.model, first.folder):
         assert len(lora_layers(tiny.model)) == 7
     assert not lora_layers(tiny.model)
-
-
-def test_cached_adapter_runs_once_and_checks_the_required_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path))
-    calls = []
-
-    def run(folder):
-        calls.append(folder)
-        (folder / "blocks.safetensors").write_bytes(b"weights")
-
-    first = cached_adapter("k1", run, required="blocks.safetensors")
-    again = cached_adapter("k1", run, required="blocks.safetensors")
-    assert first == again and len(calls) == 1  # the second call reads the cache
-    assert (first / "blocks.safetensors").read_bytes() == b"weights"
-    with pytest.raises(RuntimeError, match="wrote no adapter_config.json"):
-        cached_adapter("k2", run)  # the default proof of a finished run is an adapter config
-    assert not (tmp_path / "adapters" / "k2").exists()  # nothing half-written left behind

@@ -46,6 +46,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.nn import functional as F
 
+from llmlab.training.adapter_cache import (
+    TRAINING_FORMAT,
+    cached_adapter,
+    fingerprint,
+    model_identity,
+)
 from llmlab.training.frozen_blocks import FrozenPass, frozen_pass, rows_logprobs
 from llmlab.training.lora import (
     add_lora,
@@ -55,14 +61,7 @@ from llmlab.training.lora import (
     save_adapter,
 )
 from llmlab.training.preferences import PreferencePair
-from llmlab.training.sft import (
-    TRAINING_FORMAT,
-    Tokenized,
-    cached_adapter,
-    encode_chat,
-    fingerprint,
-    model_identity,
-)
+from llmlab.training.sft import Tokenized, encode_chat
 
 if TYPE_CHECKING:
     from llmlab.runtime.models import LM

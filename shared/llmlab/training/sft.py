@@ -14,9 +14,9 @@ Covers:
   padded to the longest row; ``batch_loss`` (the output head runs only where the loss counts).
 - ``train``: AdamW on the LoRA parameters with a tqdm bar (loss, tokens/s, ETA) and an
   optional time budget; ``evaluate_loss``.
-- ``finetune``: all of it for a list of chats, cached by fingerprint (``cached_adapter``):
-  re-running a lesson loads the adapter instead of training it again.
-- ``fingerprint`` / ``model_identity``: the cache keys.
+- ``finetune``: all of it for a list of chats, cached by fingerprint
+  (``llmlab.training.adapter_cache``): re-running a lesson loads the adapter instead of training
+  it again.
 
 Leaves out: full fine-tuning (``train`` works for any parameters, ``finetune`` uses LoRA),
 gradient accumulation, learning-rate schedules (constant rate, gradients clipped at 1.0),
@@ -25,14 +25,11 @@ packing several chats in one row, and multi-process training.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
-import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,10 +39,15 @@ from torch.nn import functional as F
 
 from llmlab.decoding.chat_template import Message, check_message_list
 from llmlab.decoding.kv_cache import cache_from_output, cache_kwarg, cache_tensors, make_cache
-from llmlab.runtime.model_cache import cache_dir
+from llmlab.training.adapter_cache import (
+    TRAINING_FORMAT,
+    base_model_name,
+    cached_adapter,
+    fingerprint,
+    model_identity,
+)
 from llmlab.training.lora import (
     ALL_LINEAR,
-    CONFIG_FILE,
     add_lora,
     lora_layers,
     lora_parameters,
@@ -56,7 +58,6 @@ from llmlab.training.lora import (
 if TYPE_CHECKING:
     from llmlab.runtime.models import LM
 
-TRAINING_FORMAT = 1  # bump when training code changes what an adapter learns: old caches retrain
 REPORT_FILE = "training_report.json"  # written beside the adapter by ``finetune``
 
 
@@ -354,68 +355,6 @@ def evaluate_loss(model: Any, batches: Sequence[Batch]) -> float:
         total += float(batch_loss(model, batch)) * n
         count += n
     return total / count
-
-
-# --- fingerprints and the adapter cache -----------------------------------------------------
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-able parts (data, settings, model identity)."""
-    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@torch.no_grad()
-def model_identity(model: Any) -> str:
-    """A fingerprint of a model's base weights (a strided sample of every tensor, LoRA left out):
-    two models with the same identity compute the same thing. Takes milliseconds."""
-    digest = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(remove_duplicate=False)):
-        if ".lora_" in name:
-            continue
-        flat = p.detach().reshape(-1)
-        sample = flat[:: max(1, flat.numel() // 256)].float()  # (<= ~257,)
-        digest.update(name.replace(".base.", ".").encode())
-        digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def base_model_name(lm: LM) -> str:
-    """The name other tools load the base model by (the Hugging Face id of the bundled model)."""
-    from llmlab.runtime.models import LM_ALIASES
-
-    return "HuggingFaceTB/SmolLM2-135M-Instruct" if lm.name.lower() in LM_ALIASES else lm.name
-
-
-def adapter_cache_dir() -> Path:
-    """Where trained adapters are kept: ``cache_dir()/adapters/<fingerprint>/``."""
-    return cache_dir() / "adapters"
-
-
-def cached_adapter(key: str, train_fn: Callable[[Path], None], required: str = CONFIG_FILE) -> Path:
-    """The adapter folder for ``key``: trained once, then read from the cache.
-
-    On a miss, ``train_fn(folder)`` trains and writes the adapter (and anything else, e.g. a
-    report) into a temporary folder, which is renamed into place only when it returns, so an
-    interrupted run never leaves half an adapter. Load it with ``load_adapter(model, folder)``.
-    ``required``: the file that proves a run finished (another name for what is not a LoRA
-    adapter, e.g. the weights of whole trained blocks).
-    """
-    folder = adapter_cache_dir() / key
-    if (folder / required).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
-    try:
-        train_fn(tmp)
-        if not (tmp / required).is_file():
-            raise RuntimeError(f"train_fn wrote no {required}: call save_adapter(model, folder).")
-        if folder.exists():  # another process finished first, or a broken leftover
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 # --- everything together --------------------------------------------------------------------
