@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llmlab.agents.loop import ACT, Budget
+from llmlab.agents.loop import ACT
 from llmlab.agents.patterns import (
     PATTERNS,
     PLAN_ITEM_CHARS,
@@ -18,6 +18,7 @@ from llmlab.agents.patterns import (
     react,
     reflect,
 )
+from llmlab.agents.run_record import Budget
 from llmlab.agents.tasks import copying_tools
 from tests.agents.test_loop import TOOLS, ScriptedChat, call
 

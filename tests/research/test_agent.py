@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from llmlab.agents.loop import Budget
+from llmlab.agents.run_record import Budget
 from llmlab.chat.records import ChatResult, Usage
 from llmlab.data.documents import Document
 from llmlab.research.corpus import Corpus

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from llmlab.agents.loop import Budget
+from llmlab.agents.run_record import Budget
 from llmlab.chat.records import ChatResult, Usage
 from llmlab.research.agent import research, research_many
 from llmlab.research.injection import Defences

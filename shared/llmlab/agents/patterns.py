@@ -31,10 +31,7 @@ from typing import Any
 from llmlab.agents.grounding import answer_tool
 from llmlab.agents.loop import (
     SYSTEM,
-    AgentRun,
-    Budget,
     Guards,
-    RunRecord,
     assistant_message,
     call_key,
     check_task,
@@ -46,6 +43,7 @@ from llmlab.agents.loop import (
     tool_message,
     with_final_answer,
 )
+from llmlab.agents.run_record import AgentRun, Budget, RunRecord
 from llmlab.tool_use.tools import Tool, ToolCall, ToolResult, tool
 
 NO_TOOLS_SYSTEM = "Answer the question. Reply with the answer only: a number, a year or a name."

@@ -32,7 +32,7 @@ FLAGS = {"max_steps": "--max-steps", "max_tokens": "--max-tokens", "max_seconds"
 
 
 def research(args: argparse.Namespace) -> int:
-    from llmlab.agents.loop import Budget
+    from llmlab.agents.run_record import Budget
     from llmlab.research.agent import DEFAULT_MODE, MODES
     from llmlab.research.corpus import Corpus
 

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmlab.agents.loop import Budget
+from llmlab.agents.run_record import Budget
 from llmlab.rag.answering import extract_answer, extract_citations
 from llmlab.research.corpus import Corpus
 from llmlab.research.decompose import run_facts

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmlab.agents.loop import AgentStep, Budget, RunRecord
+from llmlab.agents.run_record import AgentStep, Budget, RunRecord
 from llmlab.data.documents import Document, Passage
 from llmlab.rag.citations import citation_scores, verify_citations
 from llmlab.research.corpus import Corpus
