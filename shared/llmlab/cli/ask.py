@@ -29,6 +29,7 @@ import sys
 from typing import Any
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
+from llmlab.cli.quiet import quiet_libraries
 from llmlab.cli.tune import adapted_lm, add_adapter_option
 
 FLAGS = {
@@ -127,14 +128,7 @@ def note(command: str, message: str) -> None:
 def open_docchat(args: argparse.Namespace, command: str) -> Any:
     """Index (or update the index of) ``args.path`` and return a ``DocChat`` over it; the
     language model is loaded only by a mode that uses it."""
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in a terminal tool
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_libraries()  # no "Loading weights" bar in a terminal tool
     from llmlab.rag.docchat import DocChat
     from llmlab.search.docs_index import DocsIndex
 

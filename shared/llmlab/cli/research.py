@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
+from llmlab.cli.quiet import quiet_libraries
 from llmlab.cli.tune import adapted_chat, add_adapter_option
 
 QUOTE = 80  # characters of a quoted line shown (cut at a word, never mid-word)
@@ -61,7 +62,7 @@ def research(args: argparse.Namespace) -> int:
     else:
         folder = Path(args.corpus)
     corpus = Corpus(folder)  # missing, not a folder, no readable files: ValueError, exit 2
-    _quiet()
+    quiet_libraries()
     from llmlab.research.agent import research as run_research
 
     chat = adapted_chat(args.adapter)  # None: the bundled model, loaded when first used
@@ -121,19 +122,6 @@ def render(result: Any) -> str:
         f"{result.seconds:.1f} s; stopped: {result.stop_reason})"
     )
     return "\n".join(lines)
-
-
-def _quiet() -> None:
-    """No progress bars or library warnings in a terminal tool: stdout is the answer."""
-    import os
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def cli(argv: list[str] | None = None) -> int:

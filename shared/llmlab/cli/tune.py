@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmlab.cli.errors import ArgumentParser, CliError, run
+from llmlab.cli.quiet import quiet_libraries
 
 FLAGS = {
     "lr": "--lr",
@@ -126,7 +127,7 @@ def tune(args: argparse.Namespace) -> int:
     examples = read_chat_jsonl(args.data)  # bad file or line: ValueError, exit 2
     train_ex, val_ex = split_validation(examples, args.val_fraction, seed=args.seed)
     train_chats, val_chats = _plain_chats(train_ex), _plain_chats(val_ex)
-    _quiet()
+    quiet_libraries()
     import llmlab
     from llmlab.training.sft import SFTSettings, encode_chat, finetune
 
@@ -239,18 +240,6 @@ def adapted_chat(folder: Path | None) -> Any:
 
 def note(message: str) -> None:
     print(f"llmlab tune: {message}", file=sys.stderr)
-
-
-def _quiet() -> None:
-    import os
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def cli(argv: list[str] | None = None) -> int:
