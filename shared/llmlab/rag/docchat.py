@@ -102,6 +102,24 @@ class Answer:
     dropped: list[dict] = field(default_factory=list)  # earlier turns cut to fit the window
     timings: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def abstention(
+        cls, *, question: str, query: str, hits: list[Hit], confidence: float, mode: str
+    ) -> Answer:
+        """The turn before anything is found: ABSTAIN shown, no citation (filled in if the
+        confidence clears the threshold)."""
+        return cls(
+            question=question,
+            query=query,
+            answer=ABSTAIN,
+            raw="",
+            hits=hits,
+            citations=[],
+            abstained=True,
+            confidence=confidence,
+            mode=mode,
+        )
+
     @property
     def unsupported(self) -> list[str]:
         """Sentences the model wrote that no retrieved passage supports (left out of ``answer``)."""
@@ -338,16 +356,8 @@ class DocChat:
         timings = {"retrieve_s": time.perf_counter() - t0}
         if remember and not follow_up:
             self.topic = question.strip()
-        answer = Answer(
-            question=question,
-            query=query,
-            answer=ABSTAIN,
-            raw="",
-            hits=hits,
-            citations=[],
-            abstained=True,
-            confidence=confidence,
-            mode=self.mode,
+        answer = Answer.abstention(
+            question=question, query=query, hits=hits, confidence=confidence, mode=self.mode
         )
         if found is None or confidence < self.min_score:
             emit(on_token, ABSTAIN)
@@ -435,17 +445,7 @@ class DocChat:
         for q, hits in zip(questions, runs, strict=True):
             found = self.find(q, hits)
             score = found.score if found else 0.0
-            a = Answer(
-                question=q,
-                query=q,
-                answer=ABSTAIN,
-                raw="",
-                hits=hits,
-                citations=[],
-                abstained=True,
-                confidence=score,
-                mode=self.mode,
-            )
+            a = Answer.abstention(question=q, query=q, hits=hits, confidence=score, mode=self.mode)
             answers.append(a)
             if found is None or score < self.min_score:
                 continue
